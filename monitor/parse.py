@@ -1,0 +1,780 @@
+"""PURE: feed bytes -> Articles (SPEC section 5).
+
+The journey of a document: ``screen_bytes`` makes the bytes safe for an XML parser (UTF-16/32
+transcoded, entity declarations expanded within a budget or refused), feedparser reads RSS and
+Atom with its own sanitiser and URI rewriting switched off (we turn HTML into text ourselves, and
+those two are half of its time), JSON Feed is read here, and every item is normalised into one
+``Article``. No clock, no network, no disk: ``now`` and ``feed_url`` come from the caller.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import feedparser
+import lxml.etree
+import lxml.html
+from dateutil import parser as dateutil_parser
+from feedparser.namespaces import mediarss
+
+from monitor.errors import ParseError
+from monitor.schema import Article, Media
+from monitor.text import simhash, words
+from monitor.urls import canonical_url
+
+#: The most bytes entity expansion may add to a document before it is refused as a bomb.
+ENTITY_EXPANSION_BUDGET = 256 * 1024
+FINGERPRINT_LEAD_WORDS = 40
+
+
+@dataclass
+class ParsedFeed:
+    """What one document gave: its items and the feed-level facts later stages need."""
+
+    articles: list[Article]
+    title: str = ""
+    link: str | None = None
+    language: str | None = None
+    ttl: timedelta | None = None
+    format: str = ""
+    #: False when the document was cut short: its last item was dropped, it may be incomplete.
+    complete: bool = True
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_feed(
+    data: bytes,
+    *,
+    feed_url: str,
+    now: datetime,
+    feed_name: str | None = None,
+    content_type: str | None = None,
+) -> ParsedFeed:
+    """Parse one document into Articles; raise ParseError when it is not a usable feed."""
+    name = feed_name or feed_url
+    if not data.strip():
+        raise ParseError(f"{name}: empty document")
+    data = screen_bytes(data)
+    if _looks_like_json(data, content_type):
+        return _parse_json_feed(data, feed_url=feed_url, feed_name=name, now=now)
+    return _parse_xml_feed(data, feed_url=feed_url, feed_name=name, now=now)
+
+
+# --------------------------------------------------------------------------------------------
+# Screening: bytes a parser may safely see
+
+
+_BOMS = (
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\xfe\xff", "utf-16-be"),
+    (b"\xff\xfe", "utf-16-le"),
+)
+_XML_DECL_ENCODING = re.compile(rb"""^(\s*<\?xml[^>]*?encoding\s*=\s*)(["'])[\w.:-]+\2""")
+_DOCTYPE = re.compile(rb"<!DOCTYPE\s[^\[>]*(\[(?P<subset>.*?)\]\s*)?>", re.DOTALL | re.IGNORECASE)
+_ENTITY_DECL = re.compile(
+    rb"""<!ENTITY\s+(?P<param>%\s*)?(?P<name>[\w.:-]+)\s+"""
+    rb"""(?:(?P<external>SYSTEM|PUBLIC)[^>]*|"(?P<dq>[^"]*)"|'(?P<sq>[^']*)')\s*>""",
+    re.DOTALL,
+)
+_ENTITY_REF = re.compile(rb"&([\w.:-]+);")
+
+
+def screen_bytes(data: bytes) -> bytes:
+    """Make bytes safe for feedparser: UTF-16/32 to UTF-8, no DOCTYPE, entities bounded.
+
+    feedparser's fallback parser expands internal entities without limit (PITFALLS 1), so the
+    DOCTYPE is removed here and its entities are expanded by us, as escaped text, within
+    ``ENTITY_EXPANSION_BUDGET``. External entities are never resolved: their references vanish.
+    """
+    data = _to_utf8_if_wide(data)
+    head_end = data.find(b"<!DOCTYPE", 0, 65536)
+    if head_end < 0:
+        head_end = data.find(b"<!doctype", 0, 65536)
+    if head_end < 0:
+        return data
+    match = _DOCTYPE.search(data, head_end)
+    if match is None:  # an unterminated DOCTYPE: nothing after it can be trusted
+        raise ParseError("malformed DOCTYPE declaration")
+    entities = _entity_values(match.group("subset") or b"")
+    body = data[: match.start()] + data[match.end() :]
+    if not entities:
+        return body
+    budget = ENTITY_EXPANSION_BUDGET
+
+    def expand(ref: re.Match[bytes]) -> bytes:
+        nonlocal budget
+        value = entities.get(ref.group(1))
+        if value is None:
+            return ref.group(0)
+        budget -= len(value)
+        if budget < 0:
+            raise ParseError(
+                f"entity expansion exceeds {ENTITY_EXPANSION_BUDGET} bytes (an entity bomb?)"
+            )
+        return value
+
+    return _ENTITY_REF.sub(expand, body)
+
+
+def _entity_values(subset: bytes) -> dict[bytes, bytes]:
+    """General entities of an internal subset, as escaped text (no nested expansion)."""
+    values: dict[bytes, bytes] = {}
+    for decl in _ENTITY_DECL.finditer(subset):
+        if decl.group("param"):
+            continue
+        if decl.group("external"):
+            values[decl.group("name")] = b""
+            continue
+        raw = decl.group("dq") if decl.group("dq") is not None else decl.group("sq") or b""
+        values[decl.group("name")] = raw.replace(b"&", b"&amp;").replace(b"<", b"&lt;")
+    return values
+
+
+def _to_utf8_if_wide(data: bytes) -> bytes:
+    """Transcode UTF-16/32 (with or without BOM) to UTF-8 so that screening sees the markup."""
+    encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), None)
+    if encoding is None and len(data) >= 4:
+        if data[0] == 0 and data[1] != 0:
+            encoding = "utf-16-be"
+        elif data[0] != 0 and data[1] == 0 and data[2] != 0:
+            encoding = "utf-16-le"
+    if encoding is None:
+        return data
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"invalid {encoding} text: {exc.reason} at byte {exc.start}") from None
+    utf8 = text.lstrip("\ufeff").encode("utf-8")
+    return _XML_DECL_ENCODING.sub(rb"\1\2utf-8\2", utf8, count=1)
+
+
+# --------------------------------------------------------------------------------------------
+# XML feeds through feedparser
+
+
+def _install_media_caption_handlers() -> None:
+    """Keep Media RSS captions and titles out of the item's own summary and title.
+
+    feedparser maps ``media:description`` onto the item description and ``media:title`` onto the
+    item title, so a photo caption can replace a story's summary. These handlers record them on
+    the media element they describe instead (or on the item, when outside any media element).
+    """
+
+    def start_media_content(self: Any, attrs: dict[str, str]) -> None:
+        context = self._get_context()
+        context.setdefault("media_content", []).append(attrs)
+        self.wm_media_target = context["media_content"][-1]
+
+    def end_media_content(self: Any) -> None:
+        self.wm_media_target = None
+
+    def start_text(self: Any, attrs: dict[str, str]) -> None:
+        self.push("wm_media_text", 1)
+
+    def end_text(key: str) -> Any:
+        def handler(self: Any) -> None:
+            value = self.pop("wm_media_text")
+            if not value or not value.strip():
+                return
+            target = getattr(self, "wm_media_target", None)
+            if target is None:
+                target = self._get_context().setdefault("wm_media_item", {})
+            target.setdefault(key, value.strip())
+
+        return handler
+
+    ns = mediarss.Namespace
+    ns._start_media_content = start_media_content  # type: ignore[attr-defined]
+    ns._end_media_content = end_media_content  # type: ignore[attr-defined]
+    ns._start_media_description = start_text  # type: ignore[attr-defined]
+    ns._end_media_description = end_text("caption")  # type: ignore[attr-defined]
+    ns._start_media_title = start_text  # type: ignore[attr-defined]
+    ns._end_media_title = end_text("media_title")  # type: ignore[attr-defined]
+    ns._start_media_credit = start_text  # type: ignore[attr-defined]
+    ns._end_media_credit = end_text("credit")  # type: ignore[attr-defined]
+
+
+_install_media_caption_handlers()
+
+_CLOSING_TAG_AT_END = re.compile(rb"</[\w:.-]+\s*>\s*$")
+_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.I | re.S)
+
+
+def _parse_xml_feed(data: bytes, *, feed_url: str, feed_name: str, now: datetime) -> ParsedFeed:
+    try:
+        parsed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
+    except Exception as exc:  # PITFALLS 2: feedparser raises on some inputs instead of bozo
+        raise ParseError(f"{feed_name}: unreadable feed: {type(exc).__name__}: {exc}") from None
+    if not parsed.get("version") and not parsed.entries:
+        raise ParseError(f"{feed_name}: {_why_not_a_feed(data, parsed)}")
+    warnings = []
+    if parsed.get("bozo"):
+        warnings.append(f"malformed feed, read leniently: {parsed.get('bozo_exception')}")
+    entries = list(parsed.entries)
+    complete = not parsed.get("bozo") or bool(_CLOSING_TAG_AT_END.search(data[-256:]))
+    if not complete and entries:
+        entries.pop()  # PITFALLS 3: the item the document was cut in may be incomplete
+        warnings.append("document is truncated: its last item was left for the next poll")
+    feed_info = parsed.feed
+    feed_link = canonical_url(feed_info.get("link") or "", feed_url) or feed_url
+    language = _language(feed_info.get("language"))
+    articles = []
+    for entry in entries:
+        article = _article_from_entry(
+            entry,
+            feed_url=feed_url,
+            feed_name=feed_name,
+            base=feed_link,
+            feed_language=language,
+            now=now,
+        )
+        if article is not None:
+            articles.append(article)
+    return ParsedFeed(
+        articles=articles,
+        title=_plain(feed_info.get("title", "")),
+        link=feed_link,
+        language=language,
+        ttl=_ttl(feed_info.get("ttl")),
+        format=parsed.get("version") or "unknown",
+        complete=complete,
+        warnings=warnings,
+    )
+
+
+def _why_not_a_feed(data: bytes, parsed: Mapping[str, Any]) -> str:
+    if _HTML_START.match(data[:4096]):
+        return "not a feed: this is an HTML page"
+    reason = parsed.get("bozo_exception")
+    return f"not a feed: {reason}" if reason else "not a feed: no RSS, Atom or JSON Feed found"
+
+
+def _article_from_entry(
+    entry: Mapping[str, Any],
+    *,
+    feed_url: str,
+    feed_name: str,
+    base: str,
+    feed_language: str | None,
+    now: datetime,
+) -> Article | None:
+    item_base = _detail(entry, "title_detail").get("base") or base
+    link = _entry_link(entry)
+    url = canonical_url(link, item_base) if link else None
+    guid = (entry.get("id") or "").strip() or None
+    if url is None and guid and entry.get("guidislink"):
+        url = canonical_url(guid, item_base)
+    title = _text_of(entry.get("title", ""), _detail(entry, "title_detail").get("type"))
+    content_html = _content_value(entry)
+    summary_html = entry.get("summary", "") or ""
+    if content_html and summary_html == content_html:
+        summary_html = ""  # feedparser copies content into summary when there is no summary
+    summary = _text_of(summary_html, _detail(entry, "summary_detail").get("type"))
+    content = html_to_text(content_html) if content_html else ""
+    if not (title or summary or content or url):
+        return None
+    published = _entry_date(entry, "published", now)
+    updated = _entry_date(entry, "updated", now)
+    language = _language(_detail(entry, "title_detail").get("language")) or feed_language
+    return _build_article(
+        feed_url=feed_url,
+        feed_name=feed_name,
+        guid=guid,
+        url=url,
+        title=title,
+        summary=summary,
+        content=content,
+        authors=_authors(entry.get("authors") or []),
+        categories=_unique(t.get("term") or t.get("label") or "" for t in entry.get("tags") or []),
+        published=published,
+        updated=updated,
+        language=language,
+        media=_media_from_entry(entry, item_base),
+        now=now,
+    )
+
+
+def _detail(entry: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = entry.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _entry_link(entry: Mapping[str, Any]) -> str:
+    for link in entry.get("links") or []:
+        if link.get("rel", "alternate") == "alternate" and link.get("href"):
+            return str(link["href"])
+    return str(entry.get("link") or "")
+
+
+def _content_value(entry: Mapping[str, Any]) -> str:
+    """The item's full text: the longest content block that is not a media caption."""
+    blocks = [c.get("value") or "" for c in entry.get("content") or []]
+    return max(blocks, key=len, default="")
+
+
+def _media_from_entry(entry: Mapping[str, Any], base: str) -> list[Media]:
+    media: dict[str, Media] = {}
+    item_level = entry.get("wm_media_item") or {}
+
+    def add(url: str | None, **facts: Any) -> None:
+        absolute = canonical_url(url or "", base)
+        if absolute is None:
+            return
+        known = media.get(absolute)
+        merged = {k: v for k, v in facts.items() if v} | (
+            known.model_dump(exclude_none=True) if known else {}
+        )
+        merged["url"] = absolute
+        media[absolute] = Media(**merged)
+
+    for item in entry.get("media_content") or []:
+        add(
+            item.get("url"),
+            type=item.get("type"),
+            medium=item.get("medium") or _medium(item.get("type")),
+            caption=_plain(item.get("caption") or item.get("media_title") or ""),
+            credit=_plain(item.get("credit") or ""),
+        )
+    for thumb in entry.get("media_thumbnail") or []:
+        add(thumb.get("url"), medium="image")
+    for link in entry.get("links") or []:
+        if link.get("rel") == "enclosure":
+            add(link.get("href"), type=link.get("type"), medium=_medium(link.get("type")))
+    result = list(media.values())
+    if result and item_level:
+        first = result[0]
+        caption = _plain(item_level.get("caption") or item_level.get("media_title") or "")
+        credit = _plain(item_level.get("credit") or "")
+        result[0] = first.model_copy(
+            update={"caption": first.caption or caption or None, "credit": first.credit or credit or None}
+        )
+    return result
+
+
+def _medium(mime: str | None) -> str | None:
+    if not mime or "/" not in mime:
+        return None
+    kind = mime.split("/", 1)[0]
+    return kind if kind in ("image", "video", "audio") else None
+
+
+def _authors(authors: Iterable[Mapping[str, Any]]) -> list[str]:
+    return _unique(_plain(a.get("name") or a.get("email") or "") for a in authors)
+
+
+def _entry_date(entry: Mapping[str, Any], key: str, now: datetime) -> datetime | None:
+    """Our reading of the raw date, else feedparser's, guarded (PITFALLS 4).
+
+    ``dict.get`` on purpose: feedparser's own lookup answers "updated" with the published date.
+    """
+    raw = dict.get(entry, key)  # type: ignore[call-overload]
+    return parse_date(raw if isinstance(raw, str) else None, now) or _struct_date(entry, key, now)
+
+
+def _struct_date(entry: Mapping[str, Any], key: str, now: datetime) -> datetime | None:
+    parsed = dict.get(entry, f"{key}_parsed")  # type: ignore[call-overload]
+    if not parsed:
+        return None
+    try:
+        value = datetime(*parsed[:6], tzinfo=UTC)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return _plausible(value, now)
+
+
+def _ttl(value: Any) -> timedelta | None:
+    try:
+        minutes = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return timedelta(minutes=minutes) if 0 < minutes <= 7 * 24 * 60 else None
+
+
+# --------------------------------------------------------------------------------------------
+# JSON Feed 1.0 / 1.1 (feedparser does not read it)
+
+
+def _looks_like_json(data: bytes, content_type: str | None) -> bool:
+    if content_type and "json" in content_type.lower():
+        return True
+    return data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+
+
+def _parse_json_feed(data: bytes, *, feed_url: str, feed_name: str, now: datetime) -> ParsedFeed:
+    try:
+        document = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ParseError(f"{feed_name}: not a feed: invalid JSON: {exc}") from None
+    version = document.get("version", "") if isinstance(document, dict) else ""
+    if not isinstance(version, str) or not version.startswith("https://jsonfeed.org/version/"):
+        raise ParseError(f"{feed_name}: not a feed: JSON without a JSON Feed version")
+    items = document.get("items")
+    if not isinstance(items, list):
+        raise ParseError(f"{feed_name}: not a feed: JSON Feed without an items list")
+    home = canonical_url(_str(document.get("home_page_url")), feed_url) or feed_url
+    language = _language(document.get("language"))
+    feed_authors = _json_authors(document)
+    articles = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        article = _article_from_json_item(
+            item,
+            feed_url=feed_url,
+            feed_name=feed_name,
+            base=home,
+            feed_language=language,
+            feed_authors=feed_authors,
+            now=now,
+        )
+        if article is not None:
+            articles.append(article)
+    return ParsedFeed(
+        articles=articles,
+        title=_plain(_str(document.get("title"))),
+        link=home,
+        language=language,
+        format="json" + version.rsplit("/", 1)[-1].replace(".", ""),
+    )
+
+
+def _article_from_json_item(
+    item: Mapping[str, Any],
+    *,
+    feed_url: str,
+    feed_name: str,
+    base: str,
+    feed_language: str | None,
+    feed_authors: list[str],
+    now: datetime,
+) -> Article | None:
+    url = canonical_url(_str(item.get("url")) or _str(item.get("external_url")), base)
+    guid = _str(item.get("id")).strip() or None
+    if _str(item.get("content_html")):
+        content = html_to_text(_str(item.get("content_html")))
+    else:
+        content = _plain(_str(item.get("content_text")))
+    summary = _plain(_str(item.get("summary")))
+    title = _plain(_str(item.get("title")))
+    if not (title or summary or content or url):
+        return None
+    media: list[Media] = []
+    for key in ("image", "banner_image"):
+        if image := canonical_url(_str(item.get(key)), base):
+            media.append(Media(url=image, medium="image"))
+    for attachment in item.get("attachments") or []:
+        if isinstance(attachment, dict) and (link := canonical_url(_str(attachment.get("url")), base)):
+            mime = _str(attachment.get("mime_type")) or None
+            media.append(
+                Media(url=link, type=mime, medium=_medium(mime), caption=_str(attachment.get("title")) or None)
+            )
+    tags = item.get("tags") if isinstance(item.get("tags"), list) else []
+    return _build_article(
+        feed_url=feed_url,
+        feed_name=feed_name,
+        guid=guid,
+        url=url,
+        title=title,
+        summary=summary,
+        content=content,
+        authors=_json_authors(item) or feed_authors,
+        categories=_unique(_str(t) for t in tags),
+        published=parse_date(_str(item.get("date_published")), now),
+        updated=parse_date(_str(item.get("date_modified")), now),
+        language=_language(item.get("language")) or feed_language,
+        media=media,
+        now=now,
+    )
+
+
+def _json_authors(obj: Mapping[str, Any]) -> list[str]:
+    found = obj.get("authors")
+    authors = found if isinstance(found, list) else [obj["author"]] if isinstance(obj.get("author"), dict) else []
+    return _unique(_plain(_str(a.get("name"))) for a in authors if isinstance(a, dict))
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else str(value) if isinstance(value, int | float) else ""
+
+
+# --------------------------------------------------------------------------------------------
+# The Article, whatever the format
+
+
+def _build_article(
+    *,
+    feed_url: str,
+    feed_name: str,
+    guid: str | None,
+    url: str | None,
+    title: str,
+    summary: str,
+    content: str,
+    authors: list[str],
+    categories: list[str],
+    published: datetime | None,
+    updated: datetime | None,
+    language: str | None,
+    media: list[Media],
+    now: datetime,
+) -> Article:
+    lead = summary or content
+    return Article(
+        id=article_id(feed_url=feed_url, guid=guid, url=url, title=title, published=published),
+        feed=feed_name,
+        feed_url=feed_url,
+        guid=guid,
+        url=url,
+        title=title,
+        summary=summary,
+        content=content,
+        authors=authors,
+        categories=categories,
+        published=published,
+        updated=updated,
+        fetched_at=now,
+        language=language,
+        dateline=find_dateline(lead),
+        media=media,
+        fingerprint=story_fingerprint(title, lead),
+    )
+
+
+def article_id(
+    *, feed_url: str, guid: str | None, url: str | None, title: str, published: datetime | None
+) -> str:
+    """A stable id: the guid (scoped to its feed unless it is a URL), else the link, else text.
+
+    A guid that is a URL and a plain link are global, so the same story linked from two feeds
+    has one id; an opaque guid like "1234" only means something within its own feed.
+    """
+    if guid:
+        as_url = canonical_url(guid) if guid.startswith(("http://", "https://")) else None
+        key = f"url\n{as_url}" if as_url else f"guid\n{feed_url}\n{guid}"
+    elif url:
+        key = f"url\n{url}"
+    else:
+        stamp = published.isoformat() if published else ""
+        key = f"text\n{feed_url}\n{title}\n{stamp}"
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=10).hexdigest()
+
+
+def story_fingerprint(title: str, lead: str) -> str:
+    """A 64-bit simhash of the title and the first words of the lead, as 16 hex digits."""
+    tokens = words(title) + words(lead)[:FINGERPRINT_LEAD_WORDS]
+    shingles = tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+    return f"{simhash(shingles):016x}" if tokens else ""
+
+
+# --------------------------------------------------------------------------------------------
+# HTML to text
+
+_BLOCK_TAGS = frozenset(
+    "address article aside blockquote br dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 "
+    "header hr li main nav ol p pre section table tbody thead tfoot tr ul".split()
+)
+_DROPPED_TAGS = frozenset("script style noscript template head title iframe object embed svg math".split())
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+_LINE_BREAKS = re.compile(r"\s*\n\s*")
+
+
+def html_to_text(html: str) -> str:
+    """Plain text from HTML: scripts and styles dropped, blocks as line breaks, entities decoded."""
+    if "<" not in html and "&" not in html:
+        return _collapse(html)
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div")
+    except (lxml.etree.ParserError, ValueError):
+        return _collapse(re.sub(r"<[^>]*>", " ", html))
+    parts: list[str] = []
+    walker = lxml.etree.iterwalk(root, events=("start", "end"))
+    for event, element in walker:
+        tag = element.tag if isinstance(element.tag, str) else ""
+        if event == "start":
+            if tag in _BLOCK_TAGS:
+                parts.append("\n")
+            if not tag or tag in _DROPPED_TAGS:
+                walker.skip_subtree()  # comments and processing instructions have no text
+            elif element.text:
+                parts.append(element.text)
+        else:
+            if tag in _BLOCK_TAGS:
+                parts.append("\n")
+            if element.tail and element is not root:
+                parts.append(element.tail)
+    return _collapse("".join(parts))
+
+
+def _collapse(text: str) -> str:
+    """Spaces collapsed within lines, blank lines removed, no leading or trailing space."""
+    text = _SPACES.sub(" ", text.replace("\r\n", "\n"))
+    return _LINE_BREAKS.sub("\n", text).strip()
+
+
+def _plain(text: str) -> str:
+    return _collapse(text.replace("\n", " ")) if text else ""
+
+
+def _text_of(value: str, mime: str | None) -> str:
+    """A single-line field (title, summary) as plain text, whatever markup the feed used."""
+    if not value:
+        return ""
+    if mime in ("text/html", "application/xhtml+xml") or "<" in value or "&" in value:
+        value = html_to_text(value)
+    return _plain(value) if "\n" not in value else _collapse(value)
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for value in values:
+        cleaned = value.strip()
+        if cleaned:
+            seen.setdefault(cleaned, None)
+    return list(seen)
+
+
+def _language(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip().lower().replace("_", "-")
+
+
+# --------------------------------------------------------------------------------------------
+# Dates
+
+_FOREIGN_NAMES = {
+    # Italian
+    "gennaio": "Jan", "febbraio": "Feb", "marzo": "Mar", "aprile": "Apr", "maggio": "May",
+    "giugno": "Jun", "luglio": "Jul", "agosto": "Aug", "settembre": "Sep", "ottobre": "Oct",
+    "novembre": "Nov", "dicembre": "Dec", "gen": "Jan", "mag": "May", "giu": "Jun", "lug": "Jul",
+    "ago": "Aug", "set": "Sep", "ott": "Oct", "dic": "Dec",
+    "lunedì": "", "martedì": "", "mercoledì": "", "giovedì": "", "venerdì": "", "sabato": "",
+    "domenica": "", "lun": "", "mer": "", "gio": "", "ven": "", "sab": "", "dom": "",
+    # German
+    "januar": "Jan", "jänner": "Jan", "februar": "Feb", "märz": "Mar", "mär": "Mar", "mai": "May",
+    "juni": "Jun", "juli": "Jul", "oktober": "Oct", "okt": "Oct", "dezember": "Dec", "dez": "Dec",
+    "montag": "", "dienstag": "", "mittwoch": "", "donnerstag": "", "freitag": "",
+    "samstag": "", "sonntag": "", "mo": "", "di": "", "mi": "", "do": "", "fr": "", "sa": "",
+    "so": "",
+    # French
+    "janvier": "Jan", "janv": "Jan", "février": "Feb", "févr": "Feb", "fevrier": "Feb",
+    "mars": "Mar", "avril": "Apr", "avr": "Apr", "juin": "Jun", "juillet": "Jul", "juil": "Jul",
+    "août": "Aug", "aout": "Aug", "septembre": "Sep", "octobre": "Oct", "décembre": "Dec",
+    "decembre": "Dec", "déc": "Dec",
+    "lundi": "", "mardi": "", "mercredi": "", "jeudi": "", "vendredi": "", "samedi": "",
+    "dimanche": "",
+    # Spanish
+    "enero": "Jan", "febrero": "Feb", "abril": "Apr", "mayo": "May", "junio": "Jun",
+    "julio": "Jul", "septiembre": "Sep", "octubre": "Oct", "noviembre": "Nov",
+    "diciembre": "Dec", "lunes": "", "martes": "", "miércoles": "", "jueves": "", "viernes": "",
+    "sábado": "", "domingo": "",
+}  # fmt: skip
+_WORD_IN_DATE = re.compile(r"[^\W\d_]+\.?")
+_ZONE_OFFSETS = {
+    "UTC": "+0000", "GMT": "+0000", "Z": "+0000", "KST": "+0900", "JST": "+0900", "HKT": "+0800",
+    "SGT": "+0800", "CST": "-0600", "CET": "+0100", "CEST": "+0200", "MEZ": "+0100",
+    "MESZ": "+0200", "BST": "+0100", "EET": "+0200", "EEST": "+0300", "MSK": "+0300",
+    "IST": "+0530", "AEST": "+1000", "AEDT": "+1100", "WIB": "+0700", "EST": "-0500",
+    "EDT": "-0400", "CDT": "-0500", "MST": "-0700", "MDT": "-0600", "PST": "-0800", "PDT": "-0700",
+}  # fmt: skip
+_TRAILING_ZONE = re.compile(r"\b([A-Z]{1,4})\s*$")
+#: A publication date later than this past ``now`` is a wrong clock or a lie, not a date.
+FUTURE_TOLERANCE = timedelta(days=1)
+EARLIEST_YEAR = 1990
+
+
+def parse_date(raw: str | None, now: datetime) -> datetime | None:
+    """A timezone-aware UTC datetime from the date strings feeds write, or None.
+
+    RFC 822 and ISO 8601 (fractional seconds kept) first; then month and day names in Italian,
+    German, French and Spanish, zone abbreviations and other common forms. Implausible dates
+    (before 1990, more than a day in the future, 0000-00-00) are None, never an exception.
+    """
+    if not raw or not raw.strip():
+        return None
+    text = " ".join(raw.split())
+    for reader in (_iso_date, _rfc822_date, _lenient_date):
+        try:
+            value = reader(text)
+        except (ValueError, TypeError, OverflowError, IndexError):
+            continue
+        if value is not None:
+            return _plausible(value, now)
+    return None
+
+
+def _iso_date(text: str) -> datetime | None:
+    if not text[:4].isdigit():
+        return None
+    return datetime.fromisoformat(text.replace(" ", "T", 1) if " " in text[:11] else text)
+
+
+def _rfc822_date(text: str) -> datetime | None:
+    return email.utils.parsedate_to_datetime(_with_numeric_zone(text))
+
+
+def _lenient_date(text: str) -> datetime | None:
+    def english(match: re.Match[str]) -> str:
+        word = match.group(0).rstrip(".").lower()
+        return _FOREIGN_NAMES.get(word, match.group(0)) if word in _FOREIGN_NAMES else match.group(0)
+
+    translated = _WORD_IN_DATE.sub(english, _with_numeric_zone(text)).replace(",", " ")
+    translated = re.sub(r"(\d)\.(?=\s)", r"\1", translated)  # German "24. Nov"
+    translated = re.sub(r"\b(um|à|alle|ore|le|de|del|h)\b", " ", translated)
+    return dateutil_parser.parse(translated, dayfirst=True, fuzzy=False)
+
+
+def _with_numeric_zone(text: str) -> str:
+    match = _TRAILING_ZONE.search(text)
+    if match and match.group(1) in _ZONE_OFFSETS:
+        return text[: match.start()] + _ZONE_OFFSETS[match.group(1)]
+    return text
+
+
+def _plausible(value: datetime, now: datetime) -> datetime | None:
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.year < EARLIEST_YEAR or value > now + FUTURE_TOLERANCE:
+        return None
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Datelines
+
+_AGENCIES = frozenset(
+    "ap afp reuters dpa ansa efe yonhap kcna xinhua kyodo tass ria interfax upi bloomberg "
+    "anadolu bernama pti ians ani apa sda ats kna cna epa jiji nhk rtrs apn"
+    .split()
+)  # fmt: skip
+_DATELINE = re.compile(
+    r"^(?P<place>[A-Z][^\W\d_]*\.?(?:[ \-'][A-Z][^\W\d_]*\.?){0,3})"
+    r"(?:,\s*(?P<date>[^\W\d_]{3,9}\.?\s+\d{1,2}|\d{1,2}\.?\s+[^\W\d_]{3,9}\.?))?"
+    r"(?:\s*\((?P<paren>[^()\n]{2,40})\))?"
+    r"\s*(?:--|[-\u2013\u2014\u2012])\s+"
+)
+
+
+def find_dateline(text: str) -> str | None:
+    """The place of a wire-style dateline at the start of the text, if there is one.
+
+    "SEOUL, Nov 24 (Reuters) - ..." -> "SEOUL"; "WASHINGTON (AP) -- ..." -> "WASHINGTON";
+    "Pyongyang (North Korea) - ..." -> "Pyongyang (North Korea)". A plain "Breaking - ..."
+    is not a dateline: the place must be in capitals, or followed by a date or a parenthesis.
+    """
+    match = _DATELINE.match(text[:200])
+    if match is None:
+        return None
+    place, date, paren = match.group("place"), match.group("date"), match.group("paren")
+    if not (place.isupper() or date or paren):
+        return None
+    if paren and paren.strip().lower() not in _AGENCIES and not date:
+        return f"{place} ({paren.strip()})"
+    return place

@@ -1,0 +1,145 @@
+"""Shared models: the Article every feed item becomes, matches and their explanations.
+
+These are the nouns every stage speaks; they live here so that stages need not import each
+other. Durations and byte sizes are shared value types because settings and rule files both
+write them the same way (``30s``, ``5m``, ``10MiB``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from enum import IntEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Read ``30s``, ``5m``, ``2h``, ``1d``, ``1w`` (or a number of seconds) as a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    else:
+        raise ValueError(f"invalid duration {value!r}: write a number and a unit, e.g. 30s, 5m, 2h, 1d")
+    if seconds < 0:
+        raise ValueError(f"invalid duration {value!r}: must not be negative")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest exact spelling of a duration, the inverse of ``parse_duration``."""
+    seconds = value.total_seconds()
+    for unit in ("w", "d", "h", "m", "s"):
+        size = _DURATION_UNITS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds * 1000)}ms"
+
+
+_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$", re.IGNORECASE)
+_BYTE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9, "gib": 2**30}
+
+
+def parse_byte_size(value: Any) -> int:
+    """Read ``10MiB``, ``500KB`` or a plain number of bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and (m := _BYTES.match(value)):
+        return int(float(m.group(1)) * _BYTE_UNITS[(m.group(2) or "b").lower()])
+    raise ValueError(f"invalid size {value!r}: write a number and a unit, e.g. 10MiB, 500KB")
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+ByteSize = Annotated[int, BeforeValidator(parse_byte_size)]
+
+
+class Severity(IntEnum):
+    """Ordered so that ``severity >= bypass_severity`` reads as it should."""
+
+    info = 10
+    low = 20
+    medium = 30
+    high = 40
+    critical = 50
+
+    @classmethod
+    def parse(cls, value: str | Severity) -> Severity:
+        if isinstance(value, Severity):
+            return value
+        try:
+            return cls[value]
+        except KeyError:
+            names = " | ".join(cls.__members__)
+            raise ValueError(f"unknown severity {value!r}: use one of {names}") from None
+
+
+class Media(BaseModel):
+    """An image, video or audio file attached to an item."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    type: str | None = None
+    medium: str | None = None
+    caption: str | None = None
+    credit: str | None = None
+
+
+class Article(BaseModel):
+    """One feed item, whatever its format, normalised (SPEC section 5)."""
+
+    id: str = Field(description="stable across polls and restarts")
+    feed: str = Field(description="the feed's name")
+    feed_url: str
+    guid: str | None = Field(default=None, description="the item's own id as the feed gave it")
+    url: str | None = Field(default=None, description="absolute canonical link, no tracking")
+    title: str = ""
+    summary: str = ""
+    content: str = Field(default="", description="empty when the feed gives only a summary")
+    authors: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    published: datetime | None = None
+    updated: datetime | None = None
+    fetched_at: datetime
+    language: str | None = None
+    dateline: str | None = None
+    media: list[Media] = Field(default_factory=list)
+    fingerprint: str = Field(default="", description="near-duplicate signature of title + summary")
+
+    def text_fields(self) -> dict[str, str]:
+        """The fields rules search, by the names rules use."""
+        return {"title": self.title, "summary": self.summary, "content": self.content}
+
+
+FIELDS = ("title", "summary", "content")
+
+
+class Hit(BaseModel):
+    """One term found in one field: offsets index the field's text as stored in the Article."""
+
+    term: str
+    field: str
+    start: int
+    end: int
+    text: str
+
+
+class Match(BaseModel):
+    """A rule that matched an article, with its explanation."""
+
+    article_id: str
+    rule: str
+    severity: str
+    hits: list[Hit]
+    snippet: str

@@ -1,0 +1,52 @@
+"""Canonical URLs (a leaf: imports nothing of ours).
+
+A link is made absolute, its scheme and host lower-cased, its fragment and tracking parameters
+dropped, so that the same story linked from two feeds (or twice with different campaign tags) is
+the same URL. Parse uses it for ``Article.url``; dedupe relies on it for identity.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "igshid",
+        "mc_cid", "mc_eid", "_hsenc", "_hsmi", "mkt_tok", "ocid", "cmpid", "ncid", "rss",
+        "ref_src", "s_cid", "spm", "ito", "at_medium", "at_campaign",
+    }
+)  # fmt: skip
+TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "__twitter", "oly_")
+
+
+def is_tracking_param(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
+
+
+def canonical_url(link: str, base: str | None = None) -> str | None:
+    """The absolute canonical form of ``link`` resolved against ``base``; None if unusable."""
+    link = link.strip()
+    if not link:
+        return None
+    if base:
+        link = urljoin(base, link)
+    try:
+        parts = urlsplit(link)
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.rstrip(".")
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if port and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_tracking_param(k)]
+    path = parts.path or "/"
+    return urlunsplit((scheme, host, path, urlencode(query, doseq=True), ""))
