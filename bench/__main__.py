@@ -21,7 +21,8 @@ section. Machine: {machine}. Run at {when}.
 
 def machine() -> str:
     cpus = os.cpu_count()
-    return f"{platform.machine()}, {cpus} cores, Python {platform.python_version()}, {platform.system()}"
+    python = platform.python_version()
+    return f"{platform.machine()}, {cpus} cores, Python {python}, {platform.system()}"
 
 
 def main(argv: list[str]) -> None:

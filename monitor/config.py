@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,20 +40,20 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("sqlite:///./data/monitor.db")
     apprise_urls: SecretStr = SecretStr("")
     apprise_config: Path | None = None
-    default_interval: Duration = Field(default="5m")
+    default_interval: Duration = timedelta(minutes=5)
     http_listen: str = "127.0.0.1:8600"
     http_token: SecretStr | None = None
-    max_feed_bytes: ByteSize = Field(default="10MiB")
-    fetch_timeout: Duration = Field(default="30s")
-    connect_timeout: Duration = Field(default="10s")
+    max_feed_bytes: ByteSize = 10 * 1024 * 1024
+    fetch_timeout: Duration = timedelta(seconds=30)
+    connect_timeout: Duration = timedelta(seconds=10)
     allowed_private_hosts: str = ""
     user_agent: str = DEFAULT_USER_AGENT
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    retention: Duration = Field(default="30d")
+    retention: Duration = timedelta(days=30)
     max_concurrency: int = Field(default=100, ge=1)
     per_host_concurrency: int = Field(default=4, ge=1)
-    backoff_ceiling: Duration = Field(default="6h")
+    backoff_ceiling: Duration = timedelta(hours=6)
 
     @field_validator("apprise_config", mode="before")
     @classmethod
@@ -61,7 +62,9 @@ class Settings(BaseSettings):
 
     @property
     def allowed_private_host_set(self) -> frozenset[str]:
-        return frozenset(h.strip().lower() for h in self.allowed_private_hosts.replace(",", " ").split())
+        return frozenset(
+            h.strip().lower() for h in self.allowed_private_hosts.replace(",", " ").split()
+        )
 
     @classmethod
     def settings_customise_sources(
@@ -82,13 +85,15 @@ class Settings(BaseSettings):
     def masked(self) -> dict[str, str]:
         """Every effective setting as text, secrets replaced by a mask (for `monitor config`)."""
         shown: dict[str, str] = {}
-        for name, value in self.model_dump(mode="json").items():
+        for name, dumped in self.model_dump(mode="json").items():
             raw = getattr(self, name)
             if name == "database_url":
                 value = mask_url_password(self.database_url.get_secret_value())
             elif isinstance(raw, SecretStr):
                 value = MASK if raw.get_secret_value() else ""
-            shown[f"MONITOR_{name.upper()}"] = "" if value is None else str(value)
+            else:
+                value = "" if dumped is None else str(dumped)
+            shown[f"MONITOR_{name.upper()}"] = value
         return shown
 
     def secrets(self) -> list[str]:

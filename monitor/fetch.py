@@ -12,7 +12,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Protocol
 
-import brotli
+import brotli  # type: ignore[import-untyped]
 import httpx
 
 from monitor.errors import FetchError
@@ -47,7 +47,8 @@ class Response:
 
     @property
     def content_type(self) -> str | None:
-        return self.headers.get("content-type")
+        value: str | None = self.headers.get("content-type")
+        return value
 
 
 class _Decoder(Protocol):
@@ -153,12 +154,20 @@ async def fetch_document(
     try:
         async with asyncio.timeout(limits.deadline):
             async with client.stream("GET", url, headers=request_headers) as response:
-                body = b"" if response.status_code == 304 else await read_bounded(response, limits.max_bytes)
+                body = (
+                    b""
+                    if response.status_code == 304
+                    else await read_bounded(response, limits.max_bytes)
+                )
                 return Response(str(response.url), response.status_code, response.headers, body)
     except TimeoutError:
-        raise FetchError(f"no complete answer within {limits.deadline:g}s", kind="deadline") from None
+        raise FetchError(
+            f"no complete answer within {limits.deadline:g}s", kind="deadline"
+        ) from None
     except httpx.ConnectTimeout:
-        raise FetchError(f"connect timed out after {limits.connect_timeout:g}s", kind="connect") from None
+        raise FetchError(
+            f"connect timed out after {limits.connect_timeout:g}s", kind="connect"
+        ) from None
     except httpx.ConnectError as exc:
         raise FetchError(f"cannot connect: {exc}", kind="connect") from None
     except httpx.TimeoutException as exc:

@@ -15,7 +15,9 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from html import unescape
+from itertools import pairwise
 from typing import Any
 
 import feedparser
@@ -61,7 +63,10 @@ def parse_feed(
     name = feed_name or feed_url
     if not data.strip():
         raise ParseError(f"{name}: empty document")
-    data = screen_bytes(data)
+    try:
+        data = screen_bytes(data)
+    except ParseError as exc:
+        raise ParseError(f"{name}: {exc}") from None
     if _looks_like_json(data, content_type):
         return _parse_json_feed(data, feed_url=feed_url, feed_name=name, now=now)
     return _parse_xml_feed(data, feed_url=feed_url, feed_name=name, now=now)
@@ -77,6 +82,7 @@ _BOMS = (
     (b"\xfe\xff", "utf-16-be"),
     (b"\xff\xfe", "utf-16-le"),
 )
+_MARKUP_START = (b"<", b" ", b"\n", b"\r", b"\t")
 _XML_DECL_ENCODING = re.compile(rb"""^(\s*<\?xml[^>]*?encoding\s*=\s*)(["'])[\w.:-]+\2""")
 _DOCTYPE = re.compile(rb"<!DOCTYPE\s[^\[>]*(\[(?P<subset>.*?)\]\s*)?>", re.DOTALL | re.IGNORECASE)
 _ENTITY_DECL = re.compile(
@@ -142,9 +148,9 @@ def _to_utf8_if_wide(data: bytes) -> bytes:
     """Transcode UTF-16/32 (with or without BOM) to UTF-8 so that screening sees the markup."""
     encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), None)
     if encoding is None and len(data) >= 4:
-        if data[0] == 0 and data[1] != 0:
+        if data[0] == 0 and data[1:2] in _MARKUP_START and data[2] == 0:
             encoding = "utf-16-be"
-        elif data[0] != 0 and data[1] == 0 and data[2] != 0:
+        elif data[0:1] in _MARKUP_START and data[1] == 0 and data[3] == 0:
             encoding = "utf-16-le"
     if encoding is None:
         return data
@@ -192,14 +198,14 @@ def _install_media_caption_handlers() -> None:
         return handler
 
     ns = mediarss.Namespace
-    ns._start_media_content = start_media_content  # type: ignore[attr-defined]
-    ns._end_media_content = end_media_content  # type: ignore[attr-defined]
-    ns._start_media_description = start_text  # type: ignore[attr-defined]
-    ns._end_media_description = end_text("caption")  # type: ignore[attr-defined]
-    ns._start_media_title = start_text  # type: ignore[attr-defined]
-    ns._end_media_title = end_text("media_title")  # type: ignore[attr-defined]
-    ns._start_media_credit = start_text  # type: ignore[attr-defined]
-    ns._end_media_credit = end_text("credit")  # type: ignore[attr-defined]
+    ns._start_media_content = start_media_content
+    ns._end_media_content = end_media_content
+    ns._start_media_description = start_text
+    ns._end_media_description = end_text("caption")
+    ns._start_media_title = start_text
+    ns._end_media_title = end_text("media_title")
+    ns._start_media_credit = start_text
+    ns._end_media_credit = end_text("credit")
 
 
 _install_media_caption_handlers()
@@ -281,8 +287,8 @@ def _article_from_entry(
     content = html_to_text(content_html) if content_html else ""
     if not (title or summary or content or url):
         return None
-    published = _entry_date(entry, "published", now)
     updated = _entry_date(entry, "updated", now)
+    published = _entry_date(entry, "published", now) or updated  # RSS 1.0 dc:date, Atom
     language = _language(_detail(entry, "title_detail").get("language")) or feed_language
     return _build_article(
         feed_url=feed_url,
@@ -354,7 +360,10 @@ def _media_from_entry(entry: Mapping[str, Any], base: str) -> list[Media]:
         caption = _plain(item_level.get("caption") or item_level.get("media_title") or "")
         credit = _plain(item_level.get("credit") or "")
         result[0] = first.model_copy(
-            update={"caption": first.caption or caption or None, "credit": first.credit or credit or None}
+            update={
+                "caption": first.caption or caption or None,
+                "credit": first.credit or credit or None,
+            }
         )
     return result
 
@@ -376,7 +385,14 @@ def _entry_date(entry: Mapping[str, Any], key: str, now: datetime) -> datetime |
     ``dict.get`` on purpose: feedparser's own lookup answers "updated" with the published date.
     """
     raw = dict.get(entry, key)  # type: ignore[call-overload]
-    return parse_date(raw if isinstance(raw, str) else None, now) or _struct_date(entry, key, now)
+    if not isinstance(raw, str):
+        return None
+    if _ISO_LIKE.match(raw):  # feedparser rolls 2024-02-30 into March (PITFALLS 4): ours only
+        return parse_date(raw, now)
+    return parse_date(raw, now) or _struct_date(entry, key, now)
+
+
+_ISO_LIKE = re.compile(r"^\s*[+-]?\d{4,}-")
 
 
 def _struct_date(entry: Mapping[str, Any], key: str, now: datetime) -> datetime | None:
@@ -384,7 +400,8 @@ def _struct_date(entry: Mapping[str, Any], key: str, now: datetime) -> datetime 
     if not parsed:
         return None
     try:
-        value = datetime(*parsed[:6], tzinfo=UTC)
+        year, month, day, hour, minute, second = parsed[:6]
+        value = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except (ValueError, TypeError, OverflowError):
         return None
     return _plausible(value, now)
@@ -471,12 +488,21 @@ def _article_from_json_item(
         if image := canonical_url(_str(item.get(key)), base):
             media.append(Media(url=image, medium="image"))
     for attachment in item.get("attachments") or []:
-        if isinstance(attachment, dict) and (link := canonical_url(_str(attachment.get("url")), base)):
+        if isinstance(attachment, dict) and (
+            link := canonical_url(_str(attachment.get("url")), base)
+        ):
             mime = _str(attachment.get("mime_type")) or None
             media.append(
-                Media(url=link, type=mime, medium=_medium(mime), caption=_str(attachment.get("title")) or None)
+                Media(
+                    url=link,
+                    type=mime,
+                    medium=_medium(mime),
+                    caption=_str(attachment.get("title")) or None,
+                )
             )
-    tags = item.get("tags") if isinstance(item.get("tags"), list) else []
+    tags = item.get("tags")
+    categories = _unique(_str(t) for t in tags) if isinstance(tags, list) else []
+    updated = parse_date(_str(item.get("date_modified")), now)
     return _build_article(
         feed_url=feed_url,
         feed_name=feed_name,
@@ -486,9 +512,9 @@ def _article_from_json_item(
         summary=summary,
         content=content,
         authors=_json_authors(item) or feed_authors,
-        categories=_unique(_str(t) for t in tags),
-        published=parse_date(_str(item.get("date_published")), now),
-        updated=parse_date(_str(item.get("date_modified")), now),
+        categories=categories,
+        published=parse_date(_str(item.get("date_published")), now) or updated,
+        updated=updated,
         language=_language(item.get("language")) or feed_language,
         media=media,
         now=now,
@@ -497,7 +523,13 @@ def _article_from_json_item(
 
 def _json_authors(obj: Mapping[str, Any]) -> list[str]:
     found = obj.get("authors")
-    authors = found if isinstance(found, list) else [obj["author"]] if isinstance(obj.get("author"), dict) else []
+    authors = (
+        found
+        if isinstance(found, list)
+        else [obj["author"]]
+        if isinstance(obj.get("author"), dict)
+        else []
+    )
     return _unique(_plain(_str(a.get("name"))) for a in authors if isinstance(a, dict))
 
 
@@ -528,7 +560,9 @@ def _build_article(
 ) -> Article:
     lead = summary or content
     return Article(
-        id=article_id(feed_url=feed_url, guid=guid, url=url, title=title, published=published),
+        id=article_id(
+            feed_url=feed_url, guid=guid, url=url, title=title, text=lead, published=published
+        ),
         feed=feed_name,
         feed_url=feed_url,
         guid=guid,
@@ -542,16 +576,25 @@ def _build_article(
         updated=updated,
         fetched_at=now,
         language=language,
-        dateline=find_dateline(lead),
+        dateline=find_dateline(content) or find_dateline(summary),
         media=media,
         fingerprint=story_fingerprint(title, lead),
     )
 
 
 def article_id(
-    *, feed_url: str, guid: str | None, url: str | None, title: str, published: datetime | None
+    *,
+    feed_url: str,
+    guid: str | None,
+    url: str | None,
+    title: str,
+    text: str,
+    published: datetime | None,
 ) -> str:
     """A stable id: the guid (scoped to its feed unless it is a URL), else the link, else text.
+
+    Without guid or link, the title, the date and a hash of the text stand for the item, so two
+    untitled items of one feed stay two articles.
 
     A guid that is a URL and a plain link are global, so the same story linked from two feeds
     has one id; an opaque guid like "1234" only means something within its own feed.
@@ -563,25 +606,30 @@ def article_id(
         key = f"url\n{url}"
     else:
         stamp = published.isoformat() if published else ""
-        key = f"text\n{feed_url}\n{title}\n{stamp}"
+        key = f"text\n{feed_url}\n{title}\n{stamp}\n{text}"
     return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=10).hexdigest()
 
 
 def story_fingerprint(title: str, lead: str) -> str:
     """A 64-bit simhash of the title and the first words of the lead, as 16 hex digits."""
     tokens = words(title) + words(lead)[:FINGERPRINT_LEAD_WORDS]
-    shingles = tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+    shingles = tokens + [f"{a} {b}" for a, b in pairwise(tokens)]
     return f"{simhash(shingles):016x}" if tokens else ""
 
 
 # --------------------------------------------------------------------------------------------
 # HTML to text
 
-_BLOCK_TAGS = frozenset(
+
+def _word_set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+_BLOCK_TAGS = _word_set(
     "address article aside blockquote br dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 "
-    "header hr li main nav ol p pre section table tbody thead tfoot tr ul".split()
+    "header hr li main nav ol p pre section table tbody thead tfoot tr ul"
 )
-_DROPPED_TAGS = frozenset("script style noscript template head title iframe object embed svg math".split())
+_DROPPED_TAGS = _word_set("script style noscript template head title iframe object embed svg math")
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _LINE_BREAKS = re.compile(r"\s*\n\s*")
 
@@ -589,11 +637,11 @@ _LINE_BREAKS = re.compile(r"\s*\n\s*")
 def html_to_text(html: str) -> str:
     """Plain text from HTML: scripts and styles dropped, blocks as line breaks, entities decoded."""
     if "<" not in html and "&" not in html:
-        return _collapse(html)
+        return _plain(html)
     try:
         root = lxml.html.fragment_fromstring(html, create_parent="div")
     except (lxml.etree.ParserError, ValueError):
-        return _collapse(re.sub(r"<[^>]*>", " ", html))
+        return _strip_tags(html)
     parts: list[str] = []
     walker = lxml.etree.iterwalk(root, events=("start", "end"))
     for event, element in walker:
@@ -604,13 +652,21 @@ def html_to_text(html: str) -> str:
             if not tag or tag in _DROPPED_TAGS:
                 walker.skip_subtree()  # comments and processing instructions have no text
             elif element.text:
-                parts.append(element.text)
+                parts.append(element.text.replace("\n", " "))
         else:
             if tag in _BLOCK_TAGS:
                 parts.append("\n")
             if element.tail and element is not root:
-                parts.append(element.tail)
-    return _collapse("".join(parts))
+                parts.append(element.tail.replace("\n", " "))
+    text = _collapse("".join(parts))
+    # libxml2 gives up on absurdly deep nesting and returns nothing: never lose the words
+    return text or _strip_tags(html)
+
+
+def _strip_tags(html: str) -> str:
+    """The crude fallback: tags and dropped elements removed, entities decoded."""
+    html = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", html)
+    return _plain(unescape(re.sub(r"<[^>]*>", " ", html)))
 
 
 def _collapse(text: str) -> str:
@@ -724,7 +780,9 @@ def _rfc822_date(text: str) -> datetime | None:
 def _lenient_date(text: str) -> datetime | None:
     def english(match: re.Match[str]) -> str:
         word = match.group(0).rstrip(".").lower()
-        return _FOREIGN_NAMES.get(word, match.group(0)) if word in _FOREIGN_NAMES else match.group(0)
+        return (
+            _FOREIGN_NAMES.get(word, match.group(0)) if word in _FOREIGN_NAMES else match.group(0)
+        )
 
     translated = _WORD_IN_DATE.sub(english, _with_numeric_zone(text)).replace(",", " ")
     translated = re.sub(r"(\d)\.(?=\s)", r"\1", translated)  # German "24. Nov"
@@ -749,11 +807,10 @@ def _plausible(value: datetime, now: datetime) -> datetime | None:
 # --------------------------------------------------------------------------------------------
 # Datelines
 
-_AGENCIES = frozenset(
+_AGENCIES = _word_set(
     "ap afp reuters dpa ansa efe yonhap kcna xinhua kyodo tass ria interfax upi bloomberg "
     "anadolu bernama pti ians ani apa sda ats kna cna epa jiji nhk rtrs apn"
-    .split()
-)  # fmt: skip
+)
 _DATELINE = re.compile(
     r"^(?P<place>[A-Z][^\W\d_]*\.?(?:[ \-'][A-Z][^\W\d_]*\.?){0,3})"
     r"(?:,\s*(?P<date>[^\W\d_]{3,9}\.?\s+\d{1,2}|\d{1,2}\.?\s+[^\W\d_]{3,9}\.?))?"

@@ -27,7 +27,9 @@ def parse_duration(value: Any) -> timedelta:
     elif isinstance(value, str) and (m := _DURATION.match(value)):
         seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
     else:
-        raise ValueError(f"invalid duration {value!r}: write a number and a unit, e.g. 30s, 5m, 2h, 1d")
+        raise ValueError(
+            f"invalid duration {value!r}: write a number and a unit, e.g. 30s, 5m, 2h, 1d"
+        )
     if seconds < 0:
         raise ValueError(f"invalid duration {value!r}: must not be negative")
     return timedelta(seconds=seconds)
@@ -44,7 +46,15 @@ def format_duration(value: timedelta) -> str:
 
 
 _BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$", re.IGNORECASE)
-_BYTE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9, "gib": 2**30}
+_BYTE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 10**6,
+    "mib": 2**20,
+    "gb": 10**9,
+    "gib": 2**30,
+}
 
 
 def parse_byte_size(value: Any) -> int:

@@ -47,6 +47,10 @@ def canonical_url(link: str, base: str | None = None) -> str | None:
         return None
     if port and (scheme, port) not in (("http", 80), ("https", 443)):
         host = f"{host}:{port}"
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_tracking_param(k)]
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not is_tracking_param(k)
+    ]
     path = parts.path or "/"
     return urlunsplit((scheme, host, path, urlencode(query, doseq=True), ""))

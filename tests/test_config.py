@@ -1,0 +1,78 @@
+"""Settings come from the environment, .env and monitor.toml; secrets never show."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.config import MASK, load_settings
+from monitor.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each test starts from the embedded defaults, in an empty directory (no stray .env)."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("MONITOR_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_embedded_defaults() -> None:
+    settings = load_settings()
+    assert settings.rules_dir == Path("rules")
+    assert settings.database_url.get_secret_value() == "sqlite:///./data/monitor.db"
+    assert settings.default_interval == timedelta(minutes=5)
+    assert settings.fetch_timeout == timedelta(seconds=30)
+    assert settings.max_feed_bytes == 10 * 1024 * 1024
+    assert settings.http_listen == "127.0.0.1:8600"
+    assert settings.log_format == "text"
+    assert settings.user_agent.startswith("wire-monitor/")
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONITOR_DEFAULT_INTERVAL", "2m")
+    monkeypatch.setenv("MONITOR_MAX_FEED_BYTES", "500KB")
+    monkeypatch.setenv("MONITOR_ALLOWED_PRIVATE_HOSTS", "intranet.local, feeds.corp")
+    settings = load_settings()
+    assert settings.default_interval == timedelta(minutes=2)
+    assert settings.max_feed_bytes == 500_000
+    assert settings.allowed_private_host_set == {"intranet.local", "feeds.corp"}
+
+
+def test_toml_file_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "monitor.toml").write_text('default_interval = "90s"\nlog_format = "json"\n')
+    (tmp_path / ".env").write_text("MONITOR_LOG_FORMAT=text\n")
+    monkeypatch.setenv("MONITOR_CONFIG", str(tmp_path / "monitor.toml"))
+    settings = load_settings()
+    assert settings.default_interval == timedelta(seconds=90)
+    assert settings.log_format == "text"  # .env wins over the TOML file
+
+
+def test_missing_toml_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONITOR_CONFIG", "nowhere.toml")
+    with pytest.raises(ConfigError, match=r"MONITOR_CONFIG=nowhere.toml: no such file"):
+        load_settings()
+
+
+def test_bad_value_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONITOR_FETCH_TIMEOUT", "soon")
+    with pytest.raises(ConfigError, match=r"MONITOR_FETCH_TIMEOUT: .*invalid duration 'soon'"):
+        load_settings()
+
+
+def test_masked_hides_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONITOR_APPRISE_URLS", "tgram://123456:SECRETTOKEN/987")
+    monkeypatch.setenv("MONITOR_DATABASE_URL", "postgresql+psycopg://mon:hunter2@db:5432/mon")
+    monkeypatch.setenv("MONITOR_HTTP_TOKEN", "tok3n")
+    shown = load_settings().masked()
+    text = "\n".join(f"{k}={v}" for k, v in shown.items())
+    for secret in ("SECRETTOKEN", "hunter2", "tok3n"):
+        assert secret not in text
+    assert shown["MONITOR_APPRISE_URLS"] == MASK
+    assert shown["MONITOR_DATABASE_URL"] == f"postgresql+psycopg://mon:{MASK}@db:5432/mon"
+    assert shown["MONITOR_HTTP_TOKEN"] == MASK

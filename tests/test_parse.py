@@ -1,0 +1,418 @@
+"""Every fixture feed becomes the Articles a reader expects, field by field."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import ParseError
+from monitor.parse import (
+    ENTITY_EXPANSION_BUDGET,
+    find_dateline,
+    html_to_text,
+    parse_date,
+    parse_feed,
+    screen_bytes,
+)
+from monitor.schema import Article, Media
+
+FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def parse_fixture(name: str, feed_url: str = "https://feeds.example.org/feed") -> list[Article]:
+    return parse_feed(
+        (FIXTURES / name).read_bytes(), feed_url=feed_url, feed_name="Test Feed", now=NOW
+    ).articles
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+# --- the wire-style story ------------------------------------------------------------------
+
+
+def test_wire_story_every_field() -> None:
+    story, second = parse_fixture("rss20_wire.xml", "https://wire.example.org/asia/rss")
+    assert story.feed == "Test Feed"
+    assert story.feed_url == "https://wire.example.org/asia/rss"
+    assert story.guid == "wire-2026-11-24-0042"
+    assert story.url == "https://wire.example.org/asia/2026/11/24/nk-drones?ref=home"
+    assert story.title == "North Korea tests new kamikaze drones, state media says"
+    assert story.summary == (
+        "SEOUL, Nov 24 (Harbour Wire) - North Korean leader Kim Jong-un watched a test of new "
+        "“suicide” drones, state media said on Tuesday."
+    )
+    assert story.content.split("\n") == [
+        "SEOUL, Nov 24 (Harbour Wire) - North Korean leader Kim Jong-un watched a test of new "
+        "“suicide” drones, state media said on Tuesday.",
+        "A drone flies during the test.",
+        "The drones struck targets on an island off the east coast, KCNA said.",
+        "South Korea’s military said it was analysing the launch & its data.",
+    ]
+    assert "trackReader" not in story.content and "color" not in story.content
+    assert story.authors == ["Min-ji Park", "Tom Reed"]
+    assert story.categories == ["Asia", "Defence"]
+    assert story.published == utc(2026, 11, 24, 3, 15, 7)
+    assert story.updated is None
+    assert story.fetched_at == NOW
+    assert story.language == "en-us"
+    assert story.dateline == "SEOUL"
+    assert story.media == [
+        Media(
+            url="https://img.example.org/nk-drone.jpg",
+            type="image/jpeg",
+            medium="image",
+            caption="A drone flies during a test at an undisclosed location in North Korea.",
+            credit="KCNA via Harbour Wire",
+        ),
+        Media(url="https://img.example.org/nk-drone-thumb.jpg", medium="image"),
+    ]
+    assert len(story.fingerprint) == 16
+
+    assert second.guid is None
+    assert second.url == "https://wire.example.org/asia/2026/11/23/barbs"  # relative, no tracking
+    assert second.title == "WASHINGTON, Pyongyang trade barbs"
+    assert second.content == ""  # the feed gives only a summary
+    assert second.authors == ["Asia Desk"]
+    assert second.published == utc(2026, 11, 24, 3, 0)  # 22:00 EST
+    assert second.dateline == "WASHINGTON"
+    assert second.media == [
+        Media(url="https://media.example.org/briefing.mp3", type="audio/mpeg", medium="audio")
+    ]
+
+
+def test_media_caption_does_not_replace_the_story_summary_or_title() -> None:
+    story = parse_fixture("rss20_wire.xml")[0]
+    assert "undisclosed location" not in story.summary
+    assert story.title != "Drone test"
+
+
+# --- one fixture per format ----------------------------------------------------------------
+
+
+def test_rss_091_with_netscape_doctype() -> None:
+    (item,) = parse_fixture("rss091.xml")
+    assert item.title == "Sommet à Séoul"
+    assert item.summary == "Les dirigeants se réunissent à Séoul."
+    assert item.url == "http://old.example.net/sommet.html"
+    assert item.language == "fr"
+    assert item.guid is None
+
+
+def test_rss_092_item_without_title_or_link() -> None:
+    untitled, second = parse_fixture("rss092.xml")
+    assert untitled.title == ""
+    assert untitled.url is None
+    assert untitled.summary == "An item with only a description & no title."
+    assert untitled.media == [
+        Media(url="https://dispatch.example.com/clip.mp4", type="video/mp4", medium="video")
+    ]
+    assert second.title == "Second dispatch"
+    assert untitled.id != second.id
+
+
+def test_rss_10_rdf() -> None:
+    (item,) = parse_fixture("rss10_rdf.xml")
+    assert item.title == "Raketentest in Nordkorea"
+    assert item.url == "https://rdf.example.org/a"
+    assert item.authors == ["Anna Schmidt"]
+    assert item.categories == ["Politik"]
+    assert item.language == "de"
+    assert item.updated == utc(2026, 11, 24, 7, 30)
+    assert item.published == item.updated  # dc:date is the only date RSS 1.0 gives
+    assert item.dateline == "BERLIN"
+
+
+def test_atom_03() -> None:
+    (item,) = parse_fixture("atom03.xml")
+    assert item.title == "Legacy atom entry"
+    assert item.guid == "tag:atom03.example.org,2026:1"
+    assert item.url == "https://atom03.example.org/entry/1"
+    assert item.authors == ["Legacy Author"]
+    assert item.summary == "A summary in Atom 0.3."
+    assert item.published == utc(2026, 11, 24, 9, 0)
+    assert item.updated == utc(2026, 11, 24, 9, 30)
+
+
+def test_atom_10_xml_base_html_title_fractional_seconds() -> None:
+    treaty, second = parse_fixture("atom10.xml")
+    assert treaty.title == "Treaty talks & drones"
+    assert treaty.url == "https://atom.example.org/news/2026/treaty-talks"
+    assert treaty.published == datetime(2026, 11, 24, 0, 15, 30, 250000, tzinfo=UTC)
+    assert treaty.updated == utc(2026, 11, 24, 9, 45)
+    assert treaty.authors == ["Ji-ho Kim", "Sam Lee"]
+    assert treaty.categories == ["diplomacy", "defence"]
+    assert treaty.summary == "Negotiators met in Moscow."
+    assert treaty.content == (
+        "Pyongyang (North Korea) - Negotiators met in Moscow to discuss a defence treaty.\n"
+        "See the text."
+    )
+    assert treaty.dateline == "Pyongyang (North Korea)"
+    assert treaty.language == "en"
+    assert treaty.media == [
+        Media(url="https://atom.example.org/img/map.png", type="image/png", medium="image")
+    ]
+    assert second.url is None
+    assert second.content == "XHTML content here."
+
+
+def test_json_feed_10() -> None:
+    first, second = parse_fixture("jsonfeed10.json")
+    assert first.guid == "https://json1.example.org/posts/1"
+    assert first.url == "https://json1.example.org/posts/1"
+    assert first.title == "Missile test over the East Sea"
+    assert first.summary == "A missile fell into the sea."
+    assert first.content == "TOKYO (Kyodo) - A missile fell into the sea.\nSecond paragraph."
+    assert first.published == utc(2026, 11, 23, 21, 0)
+    assert first.updated == utc(2026, 11, 23, 22, 0)
+    assert first.categories == ["missiles", "japan"]
+    assert first.authors == ["Feed Author"]
+    assert first.dateline == "TOKYO"
+    assert first.media == [Media(url="https://json1.example.org/img/1.jpg", medium="image")]
+    assert second.guid == "2"
+    assert second.url == "https://json1.example.org/posts/2"
+    assert second.content == "Plain text item with two lines."
+
+
+def test_json_feed_11() -> None:
+    (item,) = parse_fixture("jsonfeed11.json")
+    assert item.title == "김정은, 무인기 시험 참관"
+    assert item.content == "평양 - 김정은이 무인기 시험을 참관했다."
+    assert item.language == "ko"
+    assert item.authors == ["Reporter Kim"]
+    assert item.media == [
+        Media(
+            url="https://json11.example.org/a.mp3",
+            type="audio/mpeg",
+            medium="audio",
+            caption="Audio report",
+        )
+    ]
+
+
+# --- malformed but recoverable, encodings ----------------------------------------------------
+
+
+def test_unescaped_ampersands_and_stray_markup_still_yield_items() -> None:
+    first, second = parse_fixture("malformed_ampersand.xml")
+    assert first.title == "Arms & ammunition: talks resume"
+    assert first.url == "https://sloppy.example.org/a?x=1&y=2"
+    assert first.summary == "Talks on arms & ammunition\nresumed"
+    assert second.title == "Second sloppy item"
+
+
+def test_namespace_oddities_still_yield_items() -> None:
+    (item,) = parse_fixture("namespace_oddities.xml")
+    assert item.title == "Item with an undeclared prefix"
+    assert item.url == "https://odd.example.org/1"
+
+
+ENCODED_TITLE = "Müller’s café: “Nordkorea” – Gespräche"
+
+
+@pytest.mark.parametrize("name", ["cp1252_declared_utf8.xml", "utf8_bom.xml", "utf16_bom.xml"])
+def test_encodings_come_out_right(name: str) -> None:
+    (item,) = parse_fixture(name)
+    assert item.title == ENCODED_TITLE
+    assert item.summary == "Señor Zoë naïve résumé"
+
+
+def test_undeclared_latin1() -> None:
+    (item,) = parse_fixture("latin1_undeclared.xml")
+    assert item.title == "Müller café à Séoul"
+
+
+def test_utf16_without_bom() -> None:
+    data = (FIXTURES / "utf16_bom.xml").read_bytes().decode("utf-16").encode("utf-16-le")
+    (item,) = parse_feed(data, feed_url="u", now=NOW).articles
+    assert item.title == ENCODED_TITLE
+
+
+# --- not feeds, hostile bytes ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("not_a_feed.html", "not a feed: this is an HTML page"),
+        ("empty.xml", "empty document"),
+        ("garbage.bin", "not a feed"),
+        ("entity_bomb.xml", "entity expansion exceeds"),
+    ],
+)
+def test_not_a_feed_is_a_parse_error_naming_the_source(name: str, reason: str) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_feed((FIXTURES / name).read_bytes(), feed_url="u", feed_name=name, now=NOW)
+    message = str(caught.value)
+    assert message.startswith(f"{name}: ")
+    assert reason in message
+    assert "\n" not in message
+
+
+def test_internal_entities_expand_and_external_ones_are_never_resolved() -> None:
+    (item,) = parse_fixture("internal_entity.xml")
+    assert item.title == "Statement by the Korean Central News Agency"
+    assert item.summary == "Text end"  # the SYSTEM entity vanished, /etc/passwd was not read
+
+
+def test_entity_expansion_is_bounded_before_any_parser_sees_it() -> None:
+    entity = "A" * 1000
+    refs = "&a;" * (ENTITY_EXPANSION_BUDGET // 1000 + 1)
+    doc = f'<!DOCTYPE r [<!ENTITY a "{entity}">]><rss version="2.0">{refs}</rss>'
+    with pytest.raises(ParseError, match="entity expansion"):
+        screen_bytes(doc.encode())
+
+
+def test_expanded_entity_markup_stays_text() -> None:
+    doc = b'<!DOCTYPE r [<!ENTITY x "<script>alert(1)</script>">]><a>&x;</a>'
+    assert screen_bytes(doc) == b"<a>&lt;script>alert(1)&lt;/script></a>"
+
+
+def test_character_reference_beyond_unicode_is_an_error_not_a_crash() -> None:
+    doc = b'<rss version="2.0"><channel><item><title>&#1114112;</title></item></channel></rss>'
+    try:
+        articles = parse_feed(doc, feed_url="u", now=NOW).articles
+    except ParseError as exc:
+        assert "u:" in str(exc)
+    else:
+        assert all(isinstance(a, Article) for a in articles)
+
+
+def test_truncated_document_drops_the_cut_item() -> None:
+    parsed = parse_feed((FIXTURES / "truncated.xml").read_bytes(), feed_url="u", now=NOW)
+    assert [a.title for a in parsed.articles] == ["Complete item"]
+    assert parsed.complete is False
+    assert any("truncated" in w for w in parsed.warnings)
+
+
+def test_complete_document_is_complete() -> None:
+    parsed = parse_feed((FIXTURES / "rss20_wire.xml").read_bytes(), feed_url="u", now=NOW)
+    assert parsed.complete is True
+    assert parsed.ttl == timedelta(minutes=10)
+    assert parsed.title == "Harbour Wire – Asia"
+
+
+# --- stable ids ------------------------------------------------------------------------------
+
+
+def test_ids_are_stable_in_any_order_with_or_without_guid() -> None:
+    data = (FIXTURES / "rss20_wire.xml").read_bytes()
+    first = {a.url: a.id for a in parse_feed(data, feed_url="u", now=NOW).articles}
+    items = data.split(b"<item>")
+    reordered = items[0] + b"<item>" + items[2].replace(b"</channel>", b"") + b"<item>" + items[1]
+    reordered = reordered.replace(b"</rss>", b"</channel></rss>")
+    later = NOW + timedelta(hours=3)
+    again = {a.url: a.id for a in parse_feed(reordered, feed_url="u", now=later).articles}
+    assert again == first
+    assert len(set(first.values())) == 2
+
+
+def test_same_link_in_two_feeds_is_one_id() -> None:
+    doc = (
+        b'<rss version="2.0"><channel><item><title>T</title>'
+        b"<link>https://news.example.org/story?utm_source=a</link></item></channel></rss>"
+    )
+    other = doc.replace(b"utm_source=a", b"utm_source=b").replace(b"<title>T", b"<title>T2")
+    a = parse_feed(doc, feed_url="https://a.example/feed", now=NOW).articles[0]
+    b = parse_feed(other, feed_url="https://b.example/feed", now=NOW).articles[0]
+    assert a.id == b.id
+
+
+def test_opaque_guids_are_scoped_to_their_feed() -> None:
+    doc = b'<rss version="2.0"><channel><item><guid>1</guid><title>T</title></item></channel></rss>'
+    a = parse_feed(doc, feed_url="https://a.example/feed", now=NOW).articles[0]
+    b = parse_feed(doc, feed_url="https://b.example/feed", now=NOW).articles[0]
+    assert a.id != b.id
+
+
+# --- dates ---------------------------------------------------------------------------------
+
+
+def test_dates_in_many_languages_and_forms() -> None:
+    dates = {a.guid: a.published for a in parse_fixture("foreign_dates.xml")}
+    expected = utc(2026, 11, 24, 9, 30)
+    for guid in ("it", "it-long", "de", "de-long", "fr", "no-zone", "kst"):
+        assert dates[guid] == expected, guid
+    assert dates["iso-frac"] == datetime(2026, 11, 24, 9, 30, 0, 123456, tzinfo=UTC)
+    for guid in ("zero", "feb30", "far", "junk"):
+        assert dates[guid] is None, guid
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Tue, 24 Nov 2026 10:00:00 +0100", utc(2026, 11, 24, 9, 0)),
+        ("Tue, 24 Nov 2026 10:00:00 GMT", utc(2026, 11, 24, 10, 0)),
+        ("2026-11-24T10:00:00Z", utc(2026, 11, 24, 10, 0)),
+        ("2026-11-24 10:00:00+09:00", utc(2026, 11, 24, 1, 0)),
+        ("2026-11-24", utc(2026, 11, 24)),
+        ("24 novembre 2026 10:00", utc(2026, 11, 24, 10, 0)),
+        ("Martes, 24 de noviembre de 2026 10:00", utc(2026, 11, 24, 10, 0)),
+        ("", None),
+        ("   ", None),
+        ("Tue, 99 Nov 2026 10:00:00 GMT", None),
+        ("1970-01-01T00:00:00Z", None),
+        ("2027-06-01T00:00:00Z", None),
+    ],
+)
+def test_parse_date(raw: str, expected: datetime | None) -> None:
+    assert parse_date(raw, NOW) == expected
+
+
+def test_parse_date_never_raises_on_random_text() -> None:
+    rng = random.Random(7)
+    alphabet = "0123456789-:+TZ ,./abcdefgNovDecMäz"
+    for _ in range(500):
+        raw = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        value = parse_date(raw, NOW)
+        assert value is None or value.tzinfo is UTC
+
+
+# --- HTML to text, datelines ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<p>One</p><p>Two</p>", "One\nTwo"),
+        ("a<br>b<br/>c", "a\nb\nc"),
+        ("<ul><li>x</li><li>y</li></ul>", "x\ny"),
+        ("<p>keep <script>drop()</script>this <style>.x{}</style>text</p>", "keep this text"),
+        ("Tom &amp; Jerry &eacute;t&eacute; &#8212; &lt;b&gt;", "Tom & Jerry été — <b>"),
+        ("  lots   of\n\n  space\t here ", "lots of space here"),
+        ("<!-- a comment --><p>visible</p>", "visible"),
+        ("<div><div><p>deep</p></div></div>", "deep"),
+        ("plain text", "plain text"),
+        ("", ""),
+        ("<p>unclosed <b>bold", "unclosed bold"),
+    ],
+)
+def test_html_to_text(html: str, text: str) -> None:
+    assert html_to_text(html) == text
+
+
+def test_html_to_text_survives_deep_nesting() -> None:
+    assert html_to_text("<div>" * 5000 + "x" + "</div>" * 5000) == "x"
+
+
+@pytest.mark.parametrize(
+    ("text", "place"),
+    [
+        ("Pyongyang (North Korea) - The state agency said", "Pyongyang (North Korea)"),
+        ("SEOUL, Nov 24 (Reuters) - South Korea said", "SEOUL"),
+        ("WASHINGTON (AP) -- The Pentagon said", "WASHINGTON"),
+        ("NEW YORK — Markets fell", "NEW YORK"),
+        ("TOKYO, Nov. 24 (Kyodo) -- A missile", "TOKYO"),
+        ("BERLIN, 24. November (dpa) - Die", "BERLIN"),
+        ("Breaking - a story", None),
+        ("The president said - nothing", None),
+        ("", None),
+    ],
+)
+def test_dateline(text: str, place: str | None) -> None:
+    assert find_dateline(text) == place
