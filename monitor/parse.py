@@ -13,6 +13,7 @@ import email.utils
 import hashlib
 import json
 import re
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,12 +29,14 @@ from feedparser.namespaces import mediarss
 
 from monitor.errors import ParseError
 from monitor.schema import Article, Media
-from monitor.text import simhash, words
 from monitor.urls import canonical_url
 
 #: The most bytes entity expansion may add to a document before it is refused as a bomb.
 ENTITY_EXPANSION_BUDGET = 256 * 1024
 FINGERPRINT_LEAD_WORDS = 40
+#: How many shingle hashes a fingerprint keeps (a bottom-k MinHash sketch).
+FINGERPRINT_SIZE = 16
+_FINGERPRINT_WORD = re.compile(r"\w+")
 
 
 @dataclass
@@ -611,10 +614,19 @@ def article_id(
 
 
 def story_fingerprint(title: str, lead: str) -> str:
-    """A 64-bit simhash of the title and the first words of the lead, as 16 hex digits."""
-    tokens = words(title) + words(lead)[:FINGERPRINT_LEAD_WORDS]
-    shingles = tokens + [f"{a} {b}" for a, b in pairwise(tokens)]
-    return f"{simhash(shingles):016x}" if tokens else ""
+    """A bottom-k MinHash sketch of the title and lead: the smallest shingle hashes, in hex.
+
+    Two tellings of one story share many words and word pairs, so their sketches share many
+    values; ``dedupe`` estimates their resemblance from that. CRC32 keeps it cheap and stable
+    across processes (Python's own ``hash`` is salted per process).
+    """
+    # about 10 characters a word: read only the part of the lead that is used. Case-folding is
+    # enough here: copies of one story agree on their accents, and full folding costs 3x more.
+    lead_words = _FINGERPRINT_WORD.findall(lead[: FINGERPRINT_LEAD_WORDS * 10].casefold())
+    tokens = _FINGERPRINT_WORD.findall(title.casefold()) + lead_words[:FINGERPRINT_LEAD_WORDS]
+    shingles = {*tokens, *(f"{a} {b}" for a, b in pairwise(tokens))}
+    hashes = sorted({zlib.crc32(s.encode()) for s in shingles})[:FINGERPRINT_SIZE]
+    return "".join(f"{h:08x}" for h in hashes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -636,8 +648,8 @@ _LINE_BREAKS = re.compile(r"\s*\n\s*")
 
 def html_to_text(html: str) -> str:
     """Plain text from HTML: scripts and styles dropped, blocks as line breaks, entities decoded."""
-    if "<" not in html and "&" not in html:
-        return _plain(html)
+    if "<" not in html:  # plain text, perhaps with entities: no parser needed
+        return _plain(unescape(html)) if "&" in html else _plain(html)
     try:
         root = lxml.html.fragment_fromstring(html, create_parent="div")
     except (lxml.etree.ParserError, ValueError):

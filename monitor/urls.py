@@ -29,7 +29,7 @@ def canonical_url(link: str, base: str | None = None) -> str | None:
     link = link.strip()
     if not link:
         return None
-    if base:
+    if base and not link.startswith(("http://", "https://")):
         link = urljoin(base, link)
     try:
         parts = urlsplit(link)
@@ -47,10 +47,11 @@ def canonical_url(link: str, base: str | None = None) -> str | None:
         return None
     if port and (scheme, port) not in (("http", 80), ("https", 443)):
         host = f"{host}:{port}"
-    query = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not is_tracking_param(k)
-    ]
-    path = parts.path or "/"
-    return urlunsplit((scheme, host, path, urlencode(query, doseq=True), ""))
+    query = parts.query and _without_tracking(parts.query)
+    return urlunsplit((scheme, host, parts.path or "/", query, ""))
+
+
+def _without_tracking(query: str) -> str:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if not is_tracking_param(k)]
+    return query if len(kept) == len(pairs) else urlencode(kept)
