@@ -35,7 +35,7 @@ from monitor.urls import canonical_url
 ENTITY_EXPANSION_BUDGET = 256 * 1024
 FINGERPRINT_LEAD_WORDS = 40
 #: How many shingle hashes a fingerprint keeps (a bottom-k MinHash sketch).
-FINGERPRINT_SIZE = 16
+FINGERPRINT_SIZE = 32
 _FINGERPRINT_WORD = re.compile(r"\w+")
 
 

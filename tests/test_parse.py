@@ -72,7 +72,7 @@ def test_wire_story_every_field() -> None:
         ),
         Media(url="https://img.example.org/nk-drone-thumb.jpg", medium="image"),
     ]
-    assert len(story.fingerprint) == 16 * 8  # 16 shingle hashes
+    assert len(story.fingerprint) == 32 * 8  # 32 shingle hashes
 
     assert second.guid is None
     assert second.url == "https://wire.example.org/asia/2026/11/23/barbs"  # relative, no tracking
