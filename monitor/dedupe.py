@@ -61,7 +61,9 @@ def is_same_story(a: str, b: str, threshold: float = NEAR_DUPLICATE_THRESHOLD) -
 
 
 def best_story(
-    fingerprint: str, candidates: Iterable[tuple[int, str]], threshold: float = NEAR_DUPLICATE_THRESHOLD
+    fingerprint: str,
+    candidates: Iterable[tuple[int, str]],
+    threshold: float = NEAR_DUPLICATE_THRESHOLD,
 ) -> int | None:
     """The candidate story (id, fingerprint) this fingerprint belongs to, if any."""
     best_id, best_score = None, threshold

@@ -1,0 +1,688 @@
+"""The database: SQLite (WAL) by default, PostgreSQL by URL, one code path (SQLAlchemy Core).
+
+What it keeps, and why:
+
+- ``feeds``: per-feed state that must survive restarts: validators, last status and error,
+  consecutive failures, next poll, the adaptive interval, a lease for scale-out.
+- ``seen``: every identity key of every item, with the last time it was in its feed. A key is
+  forgotten only ``retention`` after the item left the feed (a tombstone), so an old item that
+  reappears is never new again. A failed or empty fetch touches nothing here.
+- ``articles``: what was read, kept for ``retention`` for backtests; ``stories`` and
+  ``story_hashes`` group near-duplicate articles into one story.
+- ``matches``, ``alerts`` (one per rule and story) and ``deliveries`` (one per alert and
+  channel): the durable outbox. A match, its alert and its deliveries are written in the same
+  transaction as the articles and seen keys of the poll that found them.
+
+Schema changes are numbered migrations recorded in ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Dialect,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.types import DateTime, TypeDecorator
+
+from monitor.errors import StoreError
+from monitor.schema import Article, Match
+
+#: How far back a new article looks for a story it belongs to.
+STORY_WINDOW = timedelta(days=3)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+feeds = Table(
+    "feeds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False, unique=True),  # as configured in feeds.yaml
+    Column("fetch_url", Text, nullable=False),  # after permanent redirects (301/308)
+    Column("name", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("disabled_reason", Text),  # set by the monitor itself, e.g. on 410 Gone
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("content_hash", Text),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("last_error_kind", Text),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("last_polled_at", UTCDateTime),
+    Column("last_success_at", UTCDateTime),
+    Column("next_poll_at", UTCDateTime),
+    Column("interval_seconds", Float),
+    Column("first_poll_done", Boolean, nullable=False, default=False),
+    Column("last_item_count", Integer),
+    Column("new_items_total", Integer, nullable=False, default=0),
+    Column("last_new_item_at", UTCDateTime),
+    Column("failure_alerted", Boolean, nullable=False, default=False),
+    Column("lease_owner", Text),
+    Column("lease_expires_at", UTCDateTime),
+)
+
+seen = Table(
+    "seen",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("article_id", Text, nullable=False),
+    Column("feed_id", Integer, ForeignKey("feeds.id", ondelete="CASCADE")),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Index("ix_seen_last_seen_at", "last_seen_at"),
+)
+
+stories = Table(
+    "stories",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("first_article_id", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_stories_created_at", "created_at"),
+)
+
+story_hashes = Table(
+    "story_hashes",
+    metadata,
+    Column("hash", BigInteger, primary_key=True),
+    Column("story_id", Integer, ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True),
+)
+
+articles = Table(
+    "articles",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("feed_id", Integer, ForeignKey("feeds.id", ondelete="SET NULL")),
+    Column("story_id", Integer, ForeignKey("stories.id", ondelete="SET NULL")),
+    Column("url", Text),
+    Column("title", Text, nullable=False),
+    Column("published_at", UTCDateTime),
+    Column("fetched_at", UTCDateTime, nullable=False),
+    Column("data", Text, nullable=False),  # the Article as JSON
+    Index("ix_articles_fetched_at", "fetched_at"),
+)
+
+matches = Table(
+    "matches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("article_id", Text, nullable=False),
+    Column("rule_id", Text, nullable=False),
+    Column("story_id", Integer),
+    Column("severity", Text, nullable=False),
+    Column("data", Text, nullable=False),  # the Match (hits, snippet) as JSON
+    Column("matched_at", UTCDateTime, nullable=False),
+    UniqueConstraint("rule_id", "article_id", name="uq_matches_rule_article"),
+    Index("ix_matches_matched_at", "matched_at"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", Text, nullable=False),
+    Column("story_id", Integer, nullable=False),
+    Column("article_id", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("state", Text, nullable=False, default="queued"),  # queued | held | done
+    Column("release_at", UTCDateTime),  # quiet hours, digests, throttle windows
+    Column("also_reported_by", Text, nullable=False, default="[]"),  # JSON list of feed names
+    Column("data", Text, nullable=False),  # what rendering needs: article + match, JSON
+    UniqueConstraint("rule_id", "story_id", name="uq_alerts_rule_story"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("state", Text, nullable=False, default="pending"),  # pending | sent | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("sent_at", UTCDateTime),
+    Column("claimed_by", Text),
+    Column("claimed_until", UTCDateTime),
+    UniqueConstraint("alert_id", "channel", name="uq_deliveries_alert_channel"),
+    Index("ix_deliveries_due", "state", "next_attempt_at"),
+)
+
+
+def _migration_1(conn: Connection) -> None:
+    metadata.create_all(conn)
+
+
+#: Numbered schema migrations; each runs once, in order, in its own transaction.
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# --------------------------------------------------------------------------------------------
+# Values the store hands out and takes in
+
+
+@dataclass
+class FeedState:
+    """One row of ``feeds``, as the pipeline and `monitor status` read it."""
+
+    id: int
+    url: str
+    fetch_url: str
+    name: str
+    enabled: bool
+    disabled_reason: str | None
+    etag: str | None
+    last_modified: str | None
+    content_hash: str | None
+    last_status: int | None
+    last_error: str | None
+    last_error_kind: str | None
+    consecutive_failures: int
+    last_polled_at: datetime | None
+    last_success_at: datetime | None
+    next_poll_at: datetime | None
+    interval_seconds: float | None
+    first_poll_done: bool
+    last_item_count: int | None
+    new_items_total: int
+    last_new_item_at: datetime | None
+    failure_alerted: bool
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+
+
+@dataclass
+class QueuedAlert:
+    """An alert the pipeline wants queued: the match that caused it and where it goes."""
+
+    match: Match
+    channels: list[str]
+    release_at: datetime | None = None
+
+
+@dataclass
+class NewItem:
+    """An article not seen before, with its keys, matches and the alerts to queue for it."""
+
+    article: Article
+    keys: list[str]
+    story_hashes: list[int] = field(default_factory=list)  # from the article's fingerprint
+    matches: list[Match] = field(default_factory=list)
+    alerts: list[QueuedAlert] = field(default_factory=list)
+
+
+@dataclass
+class PollRecord:
+    """What one poll found, recorded in one transaction by ``Store.record_items``."""
+
+    feed_id: int
+    now: datetime
+    new_items: list[NewItem]
+    present_keys: list[str]  # keys of every item in the document, new or not (tombstone clock)
+    #: Chooses the story of a new article among candidates (id, fingerprint); None: a new one.
+    pick_story: Callable[[str, list[tuple[int, str]]], int | None] = lambda _fp, _c: None
+
+
+@dataclass
+class RecordedPoll:
+    new_alert_ids: list[int]
+    also_reported: list[int]  # existing alerts whose story another source carried again
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class Store:
+    """All database access. Methods are short transactions; none holds a lock across I/O."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Connect (creating a SQLite file's folder) and bring the schema up to date."""
+        try:
+            parsed = make_url(url)
+        except Exception as exc:
+            raise StoreError(f"invalid database URL: {exc}") from None
+        kwargs: dict[str, Any] = {}
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=5)
+        engine = create_engine(url, **kwargs)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        if migrate:
+            store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Apply the migrations this database has not had; return the schema version."""
+        try:
+            with self.engine.begin() as conn:
+                schema_version.create(conn, checkfirst=True)
+                if self.dialect == "postgresql":  # one migrator at a time across processes
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(46001)")
+                current = conn.execute(select(func.max(schema_version.c.version))).scalar() or 0
+                for number, migration in enumerate(MIGRATIONS[current:], start=current + 1):
+                    migration(conn)
+                    conn.execute(insert(schema_version).values(version=number))
+                return max(current, SCHEMA_VERSION)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database migration failed: {_short(exc)}") from None
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(schema_version.c.version))).scalar() or 0)
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    # -- feeds -----------------------------------------------------------------------------
+
+    def sync_feeds(self, configured: Sequence[tuple[str, str, bool]], now: datetime) -> None:
+        """Make ``feeds`` match feeds.yaml: (url, name, enabled) rows, new ones due now.
+
+        Feeds removed from the file stay in the table disabled, with their seen items, so
+        adding them back later does not re-alert their backlog.
+        """
+        with self.engine.begin() as conn:
+            existing = {row.url: row for row in conn.execute(select(feeds))}
+            for url, name, enabled in configured:
+                if url in existing:
+                    conn.execute(
+                        update(feeds).where(feeds.c.url == url).values(name=name, enabled=enabled)
+                    )
+                else:
+                    conn.execute(
+                        insert(feeds).values(
+                            url=url, fetch_url=url, name=name, enabled=enabled, next_poll_at=now
+                        )
+                    )
+            wanted = {url for url, _, _ in configured}
+            gone = [url for url in existing if url not in wanted]
+            if gone:
+                conn.execute(update(feeds).where(feeds.c.url.in_(gone)).values(enabled=False))
+
+    def feed(self, url: str) -> FeedState | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(feeds).where(feeds.c.url == url)).first()
+        return FeedState(**row._asdict()) if row else None
+
+    def all_feeds(self) -> list[FeedState]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(feeds).order_by(feeds.c.name)).all()
+        return [FeedState(**row._asdict()) for row in rows]
+
+    def update_feed(self, feed_id: int, **values: Any) -> None:
+        """Record the outcome of a poll on the feed row (validators, status, schedule...)."""
+        unknown = set(values) - set(feeds.c.keys())
+        if unknown:
+            raise ValueError(f"not feed columns: {sorted(unknown)}")
+        with self.engine.begin() as conn:
+            conn.execute(update(feeds).where(feeds.c.id == feed_id).values(**values))
+
+    def claim_due_feeds(
+        self, owner: str, now: datetime, lease: timedelta, limit: int = 100
+    ) -> list[FeedState]:
+        """Lease the enabled feeds that are due to this process (``FOR UPDATE SKIP LOCKED``).
+
+        A lease expires on its own, so a crashed process's feeds are taken over by the others.
+        """
+        due = and_(
+            feeds.c.enabled.is_(True),
+            feeds.c.disabled_reason.is_(None),
+            or_(feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= now),
+            or_(feeds.c.lease_expires_at.is_(None), feeds.c.lease_expires_at <= now),
+        )
+        query = select(feeds.c.id).where(due).order_by(feeds.c.next_poll_at).limit(limit)
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(query).scalars())
+            if not ids:
+                return []
+            conn.execute(
+                update(feeds)
+                .where(feeds.c.id.in_(ids))
+                .values(lease_owner=owner, lease_expires_at=now + lease)
+            )
+            rows = conn.execute(select(feeds).where(feeds.c.id.in_(ids))).all()
+        return [FeedState(**row._asdict()) for row in rows]
+
+    def release_feed(self, feed_id: int, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(feeds)
+                .where(and_(feeds.c.id == feed_id, feeds.c.lease_owner == owner))
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+
+    # -- items -----------------------------------------------------------------------------
+
+    def seen_keys(self, keys: Iterable[str]) -> set[str]:
+        """Which of these identity keys are already known."""
+        wanted = list(dict.fromkeys(keys))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted, 500):
+                found.update(
+                    conn.execute(select(seen.c.key).where(seen.c.key.in_(chunk))).scalars()
+                )
+        return found
+
+    def record_items(self, record: PollRecord, feed_name: str) -> RecordedPoll:
+        """Everything one poll found, in one transaction: articles, stories, matches, alerts,
+        deliveries and seen keys. Either all of it is recorded or none of it is, so a crash
+        can neither lose an alert for a seen item nor mark an item seen without its alert."""
+        now = record.now
+        result = RecordedPoll(new_alert_ids=[], also_reported=[])
+        with self.engine.begin() as conn:
+            for item in record.new_items:
+                story_id = self._story_for(conn, item, record.pick_story, now)
+                conn.execute(
+                    insert(articles).values(
+                        id=item.article.id,
+                        feed_id=record.feed_id,
+                        story_id=story_id,
+                        url=item.article.url,
+                        title=item.article.title,
+                        published_at=item.article.published,
+                        fetched_at=item.article.fetched_at,
+                        data=item.article.model_dump_json(),
+                    )
+                )
+                self._touch_seen(conn, item.keys, item.article.id, record.feed_id, now)
+                for match in item.matches:
+                    self._insert_match(conn, match, story_id, now)
+                for queued in item.alerts:
+                    alert_id = self._queue_alert(conn, queued, item.article, story_id, now)
+                    if alert_id is None:
+                        result.also_reported.append(
+                            self._note_also_reported(conn, queued.match.rule, story_id, feed_name)
+                        )
+                    else:
+                        result.new_alert_ids.append(alert_id)
+            new_keys = {key for item in record.new_items for key in item.keys}
+            present = [key for key in record.present_keys if key not in new_keys]
+            for chunk in _chunks(present, 500):
+                conn.execute(update(seen).where(seen.c.key.in_(chunk)).values(last_seen_at=now))
+            if record.new_items:
+                conn.execute(
+                    update(feeds)
+                    .where(feeds.c.id == record.feed_id)
+                    .values(
+                        new_items_total=feeds.c.new_items_total + len(record.new_items),
+                        last_new_item_at=now,
+                    )
+                )
+        return result
+
+    def _touch_seen(
+        self, conn: Connection, keys: list[str], article_id: str, feed_id: int, now: datetime
+    ) -> None:
+        rows = [
+            {"key": k, "article_id": article_id, "feed_id": feed_id, "first_seen_at": now,
+             "last_seen_at": now}
+            for k in keys
+        ]  # fmt: skip
+        conn.execute(
+            _upsert(conn, seen).on_conflict_do_update(
+                index_elements=["key"], set_={"last_seen_at": now}
+            ),
+            rows,
+        )
+
+    def _story_for(
+        self,
+        conn: Connection,
+        item: NewItem,
+        pick_story: Callable[[str, list[tuple[int, str]]], int | None],
+        now: datetime,
+    ) -> int:
+        """The story this article belongs to: a near-duplicate's, else a new one.
+
+        Candidates share a fingerprint hash and are recent; the choice among them is the
+        caller's (``dedupe``), made inside this transaction.
+        """
+        article, hashes = item.article, item.story_hashes
+        if hashes:
+            candidates = conn.execute(
+                select(stories.c.id, stories.c.fingerprint)
+                .join(story_hashes, story_hashes.c.story_id == stories.c.id)
+                .where(story_hashes.c.hash.in_(hashes), stories.c.created_at >= now - STORY_WINDOW)
+                .distinct()
+            ).all()
+            found = pick_story(
+                article.fingerprint, [(row.id, row.fingerprint) for row in candidates]
+            )
+            if found is not None:
+                return found
+        story_id = int(
+            conn.execute(
+                insert(stories)
+                .values(
+                    fingerprint=article.fingerprint,
+                    title=article.title,
+                    first_article_id=article.id,
+                    created_at=now,
+                )
+                .returning(stories.c.id)
+            ).scalar_one()
+        )
+        if hashes:
+            conn.execute(
+                insert(story_hashes), [{"hash": h, "story_id": story_id} for h in set(hashes)]
+            )
+        return story_id
+
+    def _insert_match(self, conn: Connection, match: Match, story_id: int, now: datetime) -> None:
+        conn.execute(
+            _upsert(conn, matches).on_conflict_do_nothing(),
+            {
+                "article_id": match.article_id,
+                "rule_id": match.rule,
+                "story_id": story_id,
+                "severity": match.severity,
+                "data": match.model_dump_json(),
+                "matched_at": now,
+            },
+        )
+
+    def _queue_alert(
+        self, conn: Connection, queued: QueuedAlert, article: Article, story_id: int, now: datetime
+    ) -> int | None:
+        """Insert the alert and its deliveries; None when this rule already alerted the story."""
+        data = json.dumps(
+            {
+                "article": article.model_dump(mode="json"),
+                "match": queued.match.model_dump(mode="json"),
+            }
+        )
+        alert_id = conn.execute(
+            _upsert(conn, alerts)
+            .values(
+                rule_id=queued.match.rule,
+                story_id=story_id,
+                article_id=article.id,
+                severity=queued.match.severity,
+                created_at=now,
+                state="queued" if queued.release_at is None else "held",
+                release_at=queued.release_at,
+                also_reported_by="[]",
+                data=data,
+            )
+            .on_conflict_do_nothing()
+            .returning(alerts.c.id)
+        ).scalar()
+        if alert_id is None:
+            return None
+        if queued.channels:
+            conn.execute(
+                insert(deliveries),
+                [
+                    {"alert_id": alert_id, "channel": channel, "state": "pending", "attempts": 0,
+                     "next_attempt_at": queued.release_at or now}
+                    for channel in queued.channels
+                ],
+            )  # fmt: skip
+        return int(alert_id)
+
+    def _note_also_reported(self, conn: Connection, rule_id: str, story_id: int, feed: str) -> int:
+        row = conn.execute(
+            select(alerts.c.id, alerts.c.also_reported_by).where(
+                alerts.c.rule_id == rule_id, alerts.c.story_id == story_id
+            )
+        ).one()
+        sources: list[str] = json.loads(row.also_reported_by)
+        if feed not in sources:
+            sources.append(feed)
+            conn.execute(
+                update(alerts)
+                .where(alerts.c.id == row.id)
+                .values(also_reported_by=json.dumps(sources))
+            )
+        return int(row.id)
+
+    # -- reading back ----------------------------------------------------------------------
+
+    def articles_since(self, since: datetime) -> list[Article]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(articles.c.data)
+                .where(articles.c.fetched_at >= since)
+                .order_by(articles.c.fetched_at)
+            ).scalars()
+            return [Article.model_validate_json(data) for data in rows]
+
+    def count(self, table: Table) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Deliveries by state, for `monitor status` and /metrics."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(deliveries.c.state, func.count()).group_by(deliveries.c.state)
+            ).all()
+        return {state: int(n) for state, n in rows}
+
+    # -- retention -------------------------------------------------------------------------
+
+    def prune(self, now: datetime, retention: timedelta) -> dict[str, int]:
+        """Forget tombstones and articles older than the retention period."""
+        cutoff = now - retention
+        with self.engine.begin() as conn:
+            removed = {
+                "seen": conn.execute(delete(seen).where(seen.c.last_seen_at < cutoff)).rowcount,
+                "articles": conn.execute(
+                    delete(articles).where(articles.c.fetched_at < cutoff)
+                ).rowcount,
+                "matches": conn.execute(
+                    delete(matches).where(matches.c.matched_at < cutoff)
+                ).rowcount,
+            }
+            old_stories = select(stories.c.id).where(stories.c.created_at < cutoff)
+            conn.execute(delete(story_hashes).where(story_hashes.c.story_id.in_(old_stories)))
+            done_alerts = select(alerts.c.id).where(
+                alerts.c.created_at < cutoff, alerts.c.state == "done"
+            )
+            conn.execute(delete(deliveries).where(deliveries.c.alert_id.in_(done_alerts)))
+        return removed
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _upsert(conn: Connection, table: Table) -> Any:
+    """INSERT ... ON CONFLICT for the connection's dialect (SQLite and PostgreSQL agree)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def _chunks(values: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:300]

@@ -1,0 +1,188 @@
+"""The store on SQLite and on a real PostgreSQL: state survives, nothing is forgotten early,
+a poll's findings are recorded all at once, one alert per rule and story."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor.dedupe import best_story, fingerprint_hashes, identity_keys
+from monitor.parse import story_fingerprint
+from monitor.schema import Article, Hit, Match
+from monitor.store import (
+    SCHEMA_VERSION,
+    NewItem,
+    PollRecord,
+    QueuedAlert,
+    Store,
+    alerts,
+    articles,
+    deliveries,
+    matches,
+)
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+FEED = "https://feeds.example.org/asia.xml"
+
+
+def make_article(n: int, title: str | None = None, feed: str = "Asia") -> Article:
+    title = title or f"Story number {n} about entirely separate topic {n * 7919}"
+    return Article(
+        id=f"a{n}",
+        feed=feed,
+        feed_url=FEED,
+        url=f"https://news.example.org/{n}",
+        title=title,
+        summary=f"Lead paragraph {n} with distinct words {n * 31} {n * 17}.",
+        fetched_at=NOW,
+        published=NOW - timedelta(hours=1),
+        fingerprint=story_fingerprint(title, f"Lead paragraph {n}"),
+    )
+
+
+def make_match(article: Article, rule: str = "nk-drones") -> Match:
+    hit = Hit(term="drone", field="title", start=0, end=5, text="Drone")
+    return Match(article_id=article.id, rule=rule, severity="high", hits=[hit], snippet="Drone")
+
+
+def new_item(
+    article: Article, rules: tuple[str, ...] = (), channels: tuple[str, ...] = ("console",)
+) -> NewItem:
+    found = [make_match(article, rule) for rule in rules]
+    return NewItem(
+        article=article,
+        keys=identity_keys(article),
+        story_hashes=fingerprint_hashes(article.fingerprint),
+        matches=found,
+        alerts=[QueuedAlert(match=m, channels=list(channels)) for m in found],
+    )
+
+
+def feed_id(store: Store) -> int:
+    store.sync_feeds([(FEED, "Asia", True)], NOW)
+    state = store.feed(FEED)
+    assert state is not None
+    return state.id
+
+
+def record(
+    store: Store, items: list[NewItem], present: list[str] | None = None, now: datetime = NOW
+) -> None:
+    keys = present if present is not None else [k for i in items for k in i.keys]
+    store.record_items(
+        PollRecord(
+            feed_id=feed_id(store),
+            now=now,
+            new_items=items,
+            present_keys=keys,
+            pick_story=best_story,
+        ),
+        feed_name="Asia",
+    )
+
+
+def test_migrations_run_once_and_are_recorded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    first = Store.open(url)
+    assert first.schema_version() == SCHEMA_VERSION
+    first.close()
+    again = Store.open(url)
+    assert again.schema_version() == SCHEMA_VERSION
+    again.close()
+
+
+def test_sqlite_uses_wal(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'data' / 'db.sqlite'}")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    store.close()
+
+
+def test_feed_state_round_trips_with_utc_times(store: Store) -> None:
+    fid = feed_id(store)
+    later = NOW + timedelta(minutes=5)
+    store.update_feed(fid, etag='"v1"', last_modified="Tue, 24 Nov 2026 11:00:00 GMT",
+                      last_status=200, next_poll_at=later, consecutive_failures=0)  # fmt: skip
+    state = store.feed(FEED)
+    assert state is not None
+    assert state.etag == '"v1"'
+    assert state.next_poll_at == later
+    assert state.next_poll_at.tzinfo is UTC
+
+
+def test_removed_feeds_are_disabled_not_deleted(store: Store) -> None:
+    feed_id(store)
+    store.sync_feeds([], NOW)
+    state = store.feed(FEED)
+    assert state is not None and state.enabled is False
+
+
+def test_a_poll_is_recorded_whole(store: Store) -> None:
+    story = make_article(1, "North Korea tests kamikaze drones")
+    plain = make_article(2)
+    record(
+        store,
+        [new_item(story, rules=("nk-drones",), channels=("console", "chat")), new_item(plain)],
+    )
+    assert store.seen_keys(identity_keys(story) + identity_keys(plain)) == set(
+        identity_keys(story) + identity_keys(plain)
+    )
+    assert store.count(articles) == 2
+    assert store.count(matches) == 1
+    assert store.count(alerts) == 1
+    assert store.count(deliveries) == 2
+    assert store.outbox_counts() == {"pending": 2}
+
+
+def test_same_story_from_another_outlet_does_not_alert_again(store: Store) -> None:
+    first = make_article(1, "Kim Jong-un oversees test of new kamikaze drones")
+    rewrite = make_article(2, "Kim Jong-un oversees test of new kamikaze drones", feed="Other")
+    rewrite = rewrite.model_copy(update={"fingerprint": first.fingerprint})
+    record(store, [new_item(first, rules=("nk-drones",))])
+    record(store, [new_item(rewrite, rules=("nk-drones",))])
+    assert store.count(alerts) == 1
+    assert store.count(matches) == 2  # every match is kept for backtests and reports
+    with store.engine.connect() as conn:
+        assert conn.execute(alerts.select()).one().also_reported_by == '["Asia"]'
+
+
+def test_another_rule_on_the_same_story_alerts(store: Store) -> None:
+    article = make_article(1, "Russia and North Korea sign defence treaty")
+    record(store, [new_item(article, rules=("nk-drones", "treaty"))])
+    assert store.count(alerts) == 2
+
+
+def test_tombstones_outlive_the_item_for_the_retention_period(store: Store) -> None:
+    article = make_article(1)
+    keys = identity_keys(article)
+    record(store, [new_item(article)])
+    # still in the feed a day later: its clock restarts
+    record(store, [], present=keys, now=NOW + timedelta(days=1))
+    store.prune(NOW + timedelta(days=30, hours=12), retention=timedelta(days=30))
+    assert store.seen_keys(keys) == set(keys)
+    store.prune(NOW + timedelta(days=31, hours=1), retention=timedelta(days=30))
+    assert store.seen_keys(keys) == set()
+
+
+def test_failed_fetch_forgets_nothing(store: Store) -> None:
+    article = make_article(1)
+    record(store, [new_item(article)])
+    store.update_feed(
+        feed_id(store), last_status=500, last_error="HTTP 500", consecutive_failures=3
+    )
+    assert store.seen_keys(identity_keys(article)) == set(identity_keys(article))
+
+
+def test_backtest_reads_stored_articles(store: Store) -> None:
+    record(store, [new_item(make_article(1)), new_item(make_article(2))])
+    assert [a.id for a in store.articles_since(NOW - timedelta(days=1))] == ["a1", "a2"]
+    assert store.articles_since(NOW + timedelta(seconds=1)) == []
+
+
+def test_leases_give_each_due_feed_to_one_process(store: Store) -> None:
+    store.sync_feeds([(f"https://f{i}.example/feed", f"f{i}", True) for i in range(5)], NOW)
+    first = store.claim_due_feeds("proc-a", NOW, timedelta(minutes=2))
+    second = store.claim_due_feeds("proc-b", NOW, timedelta(minutes=2))
+    assert len(first) == 5 and second == []
+    taken_over = store.claim_due_feeds("proc-b", NOW + timedelta(minutes=3), timedelta(minutes=2))
+    assert {f.url for f in taken_over} == {f.url for f in first}
