@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from bisect import bisect_right
 import unicodedata
+from itertools import accumulate, compress, repeat
+from operator import add
 
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d\u00ad\u2e3a\u2e3b"
 _QUOTES = "\u2018\u2019\u201a\u201b\u2032\u02bc\uff07`\u00b4"
@@ -59,6 +62,8 @@ _POSSESSIVE = re.compile(r"'s(?![^\W_])")
 _ASCII_SEPARATORS = bytes(
     c if chr(c).isalnum() and c < 128 else (1 if c == ord("'") else 32) for c in range(256)
 )
+#: ASCII letters and digits stay, everything else becomes a space (length preserved).
+_ASCII_SPACES = bytes(c if chr(c).isalnum() and c < 128 else 32 for c in range(256))
 _TABLE_LIMIT = 200_000
 
 
@@ -115,9 +120,6 @@ def fold_map(text: str) -> tuple[str, list[int], list[int]]:
     them, so a hit on ``cafe`` in ``Cafe\\u0301`` covers the accent too.
     """
     folded = fold(text)
-    if text.isascii():
-        identity = list(range(len(text)))
-        return folded, identity, [i + 1 for i in identity]
     starts: list[int] = []
     ends: list[int] = []
     position = 0
@@ -133,11 +135,78 @@ def fold_map(text: str) -> tuple[str, list[int], list[int]]:
             for offset, char in enumerate(part):
                 produced = len(_TABLE[ord(char)])
                 if produced == 0 and ends:
-                    ends[-1] = position + offset + 1
+                    ends[-1] = position + offset + 1  # an accent belongs to the letter before
                 starts.extend([position + offset] * produced)
                 ends.extend([position + offset + 1] * produced)
         position += len(part)
     return folded, starts, ends
+
+
+def _segment_detail(part: str, position: int) -> tuple[list[int], list[int]]:
+    """Per folded character of a non-ASCII segment: the original span it came from."""
+    if _JAMO.search(part):
+        produced = len(_fold_slow(part))
+        return [position] * produced, [position + len(part)] * produced
+    starts: list[int] = []
+    ends: list[int] = []
+    for offset, char in enumerate(part):
+        produced = len(_TABLE[ord(char)])
+        if produced == 0 and ends:
+            ends[-1] = position + offset + 1
+        starts.extend([position + offset] * produced)
+        ends.extend([position + offset + 1] * produced)
+    return starts, ends
+
+
+class OffsetMap:
+    """Folded offsets back to original offsets, kept per segment rather than per character.
+
+    ASCII and caseless CJK segments fold one character to one, so they map by a shift; only
+    the other segments (a curly quote, an accented name) keep per-character detail. Building
+    one costs a split of the text, not a list entry per character.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.folded_starts: list[int] = []
+        self.original_starts: list[int] = []
+        self.detail: list[tuple[list[int], list[int]] | None] = []
+        folded_at = original_at = 0
+        for index, part in enumerate(_SEGMENTS.split(text)):
+            if not part:
+                continue
+            self.folded_starts.append(folded_at)
+            self.original_starts.append(original_at)
+            if index % 2 == 0:
+                self.detail.append(None)
+                folded_at += len(part)
+            else:
+                starts, ends = _segment_detail(part, original_at)
+                self.detail.append((starts, ends))
+                folded_at += len(starts)
+            original_at += len(part)
+
+    def _locate(self, folded: int) -> tuple[int, int]:
+        # the last segment starting at or before ``folded``: a segment that folded to nothing
+        # shares its start with the next one, which is the one that owns the offset
+        index = bisect_right(self.folded_starts, folded) - 1
+        detail = self.detail[index]
+        offset = folded - self.folded_starts[index]
+        if detail is None or offset >= len(detail[0]):
+            position = self.original_starts[index] + offset
+            return position, position + 1
+        return detail[0][offset], detail[1][offset]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The original ``[start, end)`` of ``folded[start:end]`` (``end > start``)."""
+        original_start = self._locate(start)[0]
+        original_end = self._locate(end - 1)[1]
+        text = self.text
+        while original_end < len(text) and not text[original_end].isascii():
+            if _TABLE[ord(text[original_end])]:
+                break
+            original_end += 1  # a trailing accent that folded away belongs to the hit
+        return original_start, original_end
 
 
 def token_stream(folded: str) -> str:
@@ -154,17 +223,26 @@ def token_stream(folded: str) -> str:
     return " " + " ".join(_TOKEN.findall(_POSSESSIVE.sub(" ", folded))) + " "
 
 
+def token_starts(folded: str) -> tuple[list[int], list[int]]:
+    """Where each word of ``token_stream(folded)`` starts in ``folded``, and its length.
+
+    Only needed to explain a match. ASCII text is split with C-level iteration (translate,
+    split, accumulate, compress) instead of one regex match object per word.
+    """
+    blanked = _POSSESSIVE.sub("  ", folded)
+    if blanked.isascii():
+        pieces = blanked.encode("ascii").translate(_ASCII_SPACES).decode("ascii").split(" ")
+        lengths = list(map(len, pieces))
+        starts = list(compress(accumulate(map(add, lengths, repeat(1)), initial=0), lengths))
+        return starts, list(filter(None, lengths))
+    matches = list(_TOKEN.finditer(blanked))
+    return [m.start() for m in matches], [m.end() - m.start() for m in matches]
+
+
 def token_spans(folded: str) -> list[tuple[int, int]]:
     """The ``(start, end)`` offsets in ``folded`` of each word of ``token_stream(folded)``."""
-    spans: list[tuple[int, int]] = []
-    position = 0
-    for gap in _SPLIT.finditer(folded):
-        if gap.start() > position:
-            spans.append((position, gap.start()))
-        position = gap.end()
-    if position < len(folded):
-        spans.append((position, len(folded)))
-    return spans
+    starts, lengths = token_starts(folded)
+    return [(start, start + length) for start, length in zip(starts, lengths, strict=True)]
 
 
 def tokens(text: str) -> list[str]:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.text import IDENTITY_RANGES, fold, fold_map, token_spans, token_stream, tokens, words
+from monitor.text import (
+    IDENTITY_RANGES,
+    OffsetMap,
+    fold,
+    fold_map,
+    token_spans,
+    token_stream,
+    tokens,
+    words,
+)
 
 
 def test_case_accents_dashes_and_quotes_fold_alike() -> None:
@@ -81,3 +90,18 @@ def test_fold_map_is_consistent_with_fold(text: str) -> None:
     assert len(starts) == len(ends) == len(folded)
     assert all(0 <= s < e <= len(text) for s, e in zip(starts, ends, strict=True))
     assert starts == sorted(starts)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_TEXT, st.data())
+def test_offset_map_agrees_with_fold_map(text: str, data: st.DataObject) -> None:
+    """The segment-wise map used to explain hits gives the per-character map's answer."""
+    folded, starts, ends = fold_map(text)
+    if not folded:
+        return
+    start = data.draw(st.integers(0, len(folded) - 1))
+    end = data.draw(st.integers(start + 1, len(folded)))
+    got = OffsetMap(text).span(start, end)
+    assert got[0] == starts[start]
+    assert got[1] >= ends[end - 1]
+    assert folded[start:end] in fold(text[got[0] : got[1]])

@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from itertools import accumulate, repeat
+from operator import add
 
 from monitor.schema import Hit
-from monitor.text import fold_map, token_spans
+from monitor.text import OffsetMap, token_starts
 
 SNIPPET_BEFORE = 60
 SNIPPET_AFTER = 140
@@ -27,32 +29,30 @@ class FieldText:
     original: str
     folded: str
     stream: str
-    _maps: tuple[list[int], list[int]] | None = field(default=None, repr=False)
     _stream_starts: list[int] | None = field(default=None, repr=False)
-    _folded_spans: list[tuple[int, int]] | None = field(default=None, repr=False)
+    _folded_starts: list[int] | None = field(default=None, repr=False)
+    _map: OffsetMap | None = field(default=None, repr=False)
 
-    def _prepare(self) -> tuple[list[int], list[tuple[int, int]], list[int], list[int]]:
-        if self._maps is None or self._stream_starts is None or self._folded_spans is None:
-            _, starts, ends = fold_map(self.original)
-            self._maps = (starts, ends)
-            spans = token_spans(self.folded)
-            stream_starts: list[int] = []
-            position = 1
-            for start, end in spans:
-                stream_starts.append(position)
-                position += end - start + 1
-            self._stream_starts = stream_starts
-            self._folded_spans = spans
-        return self._stream_starts, self._folded_spans, self._maps[0], self._maps[1]
+    def _prepare(self) -> tuple[list[int], list[int]]:
+        if self._stream_starts is None or self._folded_starts is None:
+            folded_starts, lengths = token_starts(self.folded)
+            # word k starts in the stream after the padding space and k words, each plus a space
+            self._stream_starts = list(accumulate(map(add, lengths, repeat(1)), initial=1))
+            self._folded_starts = folded_starts
+            if not self.original.isascii():
+                self._map = OffsetMap(self.original)
+        return self._stream_starts, self._folded_starts
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """Map ``stream[start:end]`` (inside words) to offsets in the original text."""
-        stream_starts, spans, starts, ends = self._prepare()
+        stream_starts, folded_starts = self._prepare()
         k = bisect_right(stream_starts, start) - 1
-        folded_start = spans[k][0] + (start - stream_starts[k])
+        folded_start = folded_starts[k] + (start - stream_starts[k])
         k2 = bisect_right(stream_starts, end - 1) - 1
-        folded_end = spans[k2][0] + (end - 1 - stream_starts[k2]) + 1
-        return starts[folded_start], ends[folded_end - 1]
+        folded_end = folded_starts[k2] + (end - 1 - stream_starts[k2]) + 1
+        if self._map is None:  # ASCII: folding kept every offset
+            return folded_start, folded_end
+        return self._map.span(folded_start, folded_end)
 
     def hit(self, term: str, start: int, end: int) -> Hit:
         """A Hit for ``stream[start:end]``, with offsets and text of the original."""

@@ -48,6 +48,37 @@ class Context:
     #: per field index: (stream end offset, term id) of every automaton hit
     hits: list[list[tuple[int, int]]]
     _positions: dict[tuple[int, int], list[tuple[int, int]]] = field(default_factory=dict)
+    _by_sid: dict[int, list[tuple[int, int]]] | None = None
+    #: explained hits, shared by the rules that use the same term (entities especially)
+    _explained: dict[tuple[int, int, int, str], Hit] = field(default_factory=dict)
+    _snippets: dict[tuple[int, int, int], str] = field(default_factory=dict)
+
+    def explained_hit(self, field_index: int, end: int, sid: int, label: str) -> Hit:
+        """The Hit of one automaton hit, labelled as the rule wrote the term (cached)."""
+        key = (field_index, end, sid, label)
+        hit = self._explained.get(key)
+        if hit is None:
+            start, stop = self.stream_span(field_index, end, sid)
+            hit = self._explained[key] = self.fields[field_index].hit(label, start, stop)
+        return hit
+
+    def snippet(self, field_index: int, start: int, end: int) -> str:
+        """The snippet around a hit (cached: many rules share their first hit)."""
+        key = (field_index, start, end)
+        found = self._snippets.get(key)
+        if found is None:
+            found = self._snippets[key] = snippet(self.fields[field_index].original, start, end)
+        return found
+
+    def hits_by_term(self) -> dict[int, list[tuple[int, int]]]:
+        """term id -> (field index, stream end) of its hits, grouped once per article."""
+        if self._by_sid is None:
+            grouped: dict[int, list[tuple[int, int]]] = {}
+            for field_index, field_hits in enumerate(self.hits):
+                for end, sid in field_hits:
+                    grouped.setdefault(sid, []).append((field_index, end))
+            self._by_sid = grouped
+        return self._by_sid
 
     def stream_span(self, field_index: int, end: int, sid: int) -> tuple[int, int]:
         """The ``[start, end)`` in the stream of the words a hit covers (prefixes: whole word)."""
@@ -150,19 +181,19 @@ class Matcher:
 
     def _explain(self, article_id: str, compiled: CompiledRule, context: Context) -> Match:
         found: dict[tuple[int, int, int], Hit] = {}
-        for field_index, field_hits in enumerate(context.hits):
-            for end, sid in field_hits:
-                for label, field_indexes in compiled.explain.get(sid, ()):
+        by_term = context.hits_by_term()
+        for sid, labels in compiled.explain.items():
+            for field_index, end in by_term.get(sid, ()):
+                for label, field_indexes in labels:
                     if field_index not in field_indexes:
                         continue
-                    start, stop = context.stream_span(field_index, end, sid)
-                    hit = context.fields[field_index].hit(label, start, stop)
+                    hit = context.explained_hit(field_index, end, sid, label)
                     found.setdefault((field_index, hit.start, hit.end), hit)
+                    break
         hits = [found[key] for key in sorted(found)]
         if hits:
             first = hits[0]
-            text = context.fields[FIELD_INDEX[first.field]].original
-            summary = snippet(text, first.start, first.end)
+            summary = context.snippet(FIELD_INDEX[first.field], first.start, first.end)
         else:
             summary = lead_snippet(context.fields)
         return Match(
