@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from bisect import bisect_right
 import unicodedata
+from bisect import bisect_right
 from itertools import accumulate, compress, repeat
 from operator import add
 

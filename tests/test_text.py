@@ -67,7 +67,7 @@ def test_fold_map_points_hits_back_at_the_original_text() -> None:
 
 _TEXT = st.text(
     alphabet=st.sampled_from(
-        list("abcXYZ019 -'.,\u2019\u2011éß") + ["Ｋ", "김", "정", "ガ", "北", "\u0301", "İ", "_"]
+        [*"abcXYZ019 -'.,\u2019\u2011éß", "Ｋ", "김", "정", "ガ", "北", "\u0301", "İ", "_"]
     ),
     max_size=40,
 )

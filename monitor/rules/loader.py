@@ -44,6 +44,7 @@ from monitor.rules.query import (
     parse_query,
     parse_structured,
 )
+from monitor.schema import FIELDS
 
 FEEDS_FILE = "feeds"
 CHANNELS_FILE = "channels"
@@ -133,6 +134,8 @@ class _Loader:
         self.problems: list[str] = []
         self.entities: dict[str, Entity] = {}
         self.pending: list[tuple[_Doc, PathKey, RuleSpec]] = []
+        #: rules whose other keys failed: their query is still checked, for a complete report
+        self.broken: list[tuple[_Doc, PathKey, RuleSpec]] = []
         self.rules: list[Rule] = []
         self.feeds: FeedList | None = None
         self.feed_doc: _Doc | None = None
@@ -308,9 +311,15 @@ class _Loader:
             spec = self.validate(doc, RuleSpec, body, path, what)
             if spec is not None:
                 self.pending.append((doc, path, spec))
+                continue
+            partial = _partial_spec(body)
+            if partial is not None:
+                self.broken.append((doc, path, partial))
 
     def build_rules(self) -> None:
         """Turn validated specs into rules, now that every file's entities are known."""
+        for doc, path, partial in self.broken:
+            self.rule_expr(doc, path, partial, f"rule '{partial.id}'")
         seen: dict[str, Rule] = {}
         names: set[str] = set()
         if self.feeds is not None:
@@ -391,7 +400,10 @@ class _Loader:
             try:
                 expr = parse_structured(structured)
             except StructureError as exc:
-                self.problems.append(doc.problem(path + exc.path, f"{what}: {exc.message}"))
+                on_key = exc.message.startswith("unknown key")
+                self.problems.append(
+                    doc.problem(path + exc.path, f"{what}: {exc.message}", key=on_key)
+                )
                 return None
             located = [(a, (*path, *p), 0) for a, p in _structured_atoms(structured, ())]
         ok = True
@@ -425,6 +437,28 @@ class _Loader:
         if text[:1] in ("|", ">"):
             return 0
         return offset
+
+
+def _partial_spec(body: Mapping[str, Any]) -> RuleSpec | None:
+    """The query part of a rule whose other keys did not validate, if that part is well-typed."""
+    data = _plain(body)
+    query = data.get("query")
+    forms = {k: data.get(k) for k in ("any", "all", "none")}
+    fields = data.get("fields")
+    if query is not None and not isinstance(query, str):
+        return None
+    if any(v is not None and not isinstance(v, list) for v in forms.values()):
+        return None
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        fields = list(FIELDS)
+    return RuleSpec.model_construct(
+        id=str(data.get("id", "?")),
+        query=query,
+        any_=forms["any"],
+        all_=forms["all"],
+        none_=forms["none"],
+        fields=fields,
+    )
 
 
 def _structured_atoms(spec: Mapping[str, Any], path: PathKey) -> Iterator[tuple[Atom, PathKey]]:
