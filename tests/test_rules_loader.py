@@ -71,8 +71,8 @@ def test_every_problem_is_reported_with_its_position(tmp_path: Path) -> None:
         for p in found
     )
     assert (
-        f"{name}:14:15: rule 'three': throttle: invalid duration '5 minutes': write a number and a unit, e.g. 30s, 5m, 2h, 1d"
-        in found
+        f"{name}:14:15: rule 'three': throttle: invalid duration '5 minutes': "
+        "write a number and a unit, e.g. 30s, 5m, 2h, 1d" in found
     )
     assert f"{name}:13:27: rule 'three': unknown key 'anyy' (did you mean 'any'?)" in found
     assert f"{name}:16:5: rule 'four': unknown key 'titel' (did you mean 'title'?)" in found
