@@ -1,0 +1,203 @@
+"""Loading rules/: every problem reported as file:line:col: message, all of them at once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import ConfigError, RuleError
+from monitor.rules import ChannelPolicy, FeedConfig, load_rules
+from monitor.schema import Severity
+
+REPO_RULES = Path(__file__).parent.parent / "rules"
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(RuleError) as info:
+        load_rules(path)
+    return info.value.problems
+
+
+def test_the_shipped_starter_set_loads() -> None:
+    ruleset = load_rules(REPO_RULES)
+    ids = {r.id for r in ruleset.rules}
+    assert {"kamikaze-drones", "defense-treaty", "korean-peninsula", "russia-nk-alliance"} <= ids
+    assert "김정은" in ruleset.entities["kim-jong-un"].aliases
+    assert len(ruleset.feeds.feeds) >= 10
+    assert ruleset.channels["defense-desk"].rate_count == 20
+    assert {p.name for p in ruleset.sources} >= {"feeds.yaml", "channels.yaml", "entities.yaml"}
+
+
+BAD = """\
+entities:
+  north-korea:
+    aliases: [North Korea, DPRK]
+  empty:
+    aliases: []
+rules:
+  - id: one
+    query: '@north-koreaa AND drone*'
+  - id: one
+    query: 'drone AND'
+    severity: hgh
+  - id: three
+    all: [{any: [a, b]}, {anyy: [c]}]
+    throttle: 5 minutes
+  - id: four
+    titel: misspelt key
+    query: x
+"""
+
+
+def test_every_problem_is_reported_with_its_position(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, "bad.yaml", BAD))
+    name = str(tmp_path / "bad.yaml")
+    assert f"{name}:5:14: entity 'empty': aliases: must not be empty" in found
+    assert (
+        f"{name}:8:13: rule 'one': unknown entity '@north-koreaa' (did you mean '@north-korea'?)"
+        in found
+    )
+    assert any(
+        p.startswith(
+            f"{name}:11:15: rule 'one': severity: unknown severity 'hgh' (did you mean 'high'?)"
+        )
+        for p in found
+    )
+    assert (
+        f"{name}:14:15: rule 'three': throttle: invalid duration '5 minutes': "
+        "write a number and a unit, e.g. 30s, 5m, 2h, 1d" in found
+    )
+    assert f"{name}:13:27: rule 'three': unknown key 'anyy' (did you mean 'any'?)" in found
+    assert f"{name}:16:5: rule 'four': unknown key 'titel' (did you mean 'title'?)" in found
+    assert f"{name}:10:22: rule 'one': the query ends where a term was expected" in found
+    assert len(found) == 7
+
+
+def test_query_errors_point_into_the_query(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, "q.yaml", "rules:\n  - id: q\n    query: 'drone AND'\n"))
+    assert found == [
+        f"{tmp_path / 'q.yaml'}:3:22: rule 'q': the query ends where a term was expected"
+    ]
+
+
+def test_duplicate_rule_ids_across_files(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "rules:\n  - id: same\n    query: x\n")
+    write(tmp_path, "b.yaml", "rules:\n  - id: same\n    query: y\n")
+    (problem,) = problems(tmp_path)
+    assert problem.startswith(f"{tmp_path / 'b.yaml'}:2:9: duplicate rule id 'same'")
+    assert f"{tmp_path / 'a.yaml'}:2:5" in problem
+
+
+def test_relative_paths_stay_relative(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "r.yaml", "rules:\n  - id: r\n    query: '(x'\n")
+    monkeypatch.chdir(tmp_path.parent)
+    (problem,) = problems(Path(tmp_path.name))
+    assert problem.startswith(f"{tmp_path.name}/r.yaml:3:13: rule 'r': unclosed parenthesis")
+
+
+def test_yaml_syntax_errors_and_unknown_top_level_keys(tmp_path: Path) -> None:
+    write(tmp_path, "broken.yaml", "rules:\n  - id: x\n   query: [\n")
+    write(tmp_path, "keys.yaml", "rulez: []\n")
+    found = problems(tmp_path)
+    assert any(p.startswith(f"{tmp_path / 'broken.yaml'}:") and "invalid YAML" in p for p in found)
+    assert f"{tmp_path / 'keys.yaml'}:1:1: unknown key 'rulez' (did you mean 'rules'?)" in found
+
+
+def test_structured_rules_and_fields_scope(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "s.yaml",
+        "rules:\n  - id: s\n    fields: [title]\n    query: 'content:x'\n"
+        "  - id: t\n    any: ['!!!']\n  - id: u\n    fields: [titel]\n    query: x\n",
+    )
+    found = problems(tmp_path)
+    assert any("'content:' is outside the rule's fields (title)" in p for p in found)
+    assert any(":6:11: rule 't': term '!!!' has no letters or digits" in p for p in found)
+    assert any("unknown field 'titel' (did you mean 'title'?)" in p for p in found)
+
+
+FEEDS = """\
+defaults: {interval: 10m, tags: [wires]}
+feeds:
+  - url: https://example.org/world/rss.xml
+    name: Example World
+    tags: [asia]
+    headers: {Authorization: "Bearer ${TOKEN}"}
+  - url: https://example.org/other
+  - url: ftp://example.org/x
+  - url: https://example.org/world/rss.xml
+    interval: soon
+    colour: blue
+"""
+
+
+def test_feeds_defaults_names_and_problems(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, "feeds.yaml", FEEDS))
+    name = str(tmp_path / "feeds.yaml")
+    assert any(p.startswith(f"{name}:8:10: ") and "invalid feed URL" in p for p in found)
+    assert any(p.startswith(f"{name}:10:15: ") and "invalid duration 'soon'" in p for p in found)
+    assert any(p.startswith(f"{name}:11:5: ") and "unknown key 'colour'" in p for p in found)
+    good = write(tmp_path, "feeds.yaml", "\n".join(FEEDS.splitlines()[:7]) + "\n")
+    feeds = load_rules(good).feeds
+    first, second = feeds.feeds
+    assert first.interval == timedelta(minutes=10) and first.tags == ["asia"]
+    assert second.name == "example.org/other" and second.tags == ["wires"]
+    assert second.max_age == timedelta(days=2) and second.failure_alert_after == 5
+    assert first.headers == {"Authorization": "Bearer ${TOKEN}"}
+    assert first.resolved_headers({"TOKEN": "s3cret"}) == {"Authorization": "Bearer s3cret"}
+    with pytest.raises(ConfigError, match="TOKEN"):
+        first.resolved_headers({})
+
+
+def test_rule_feeds_must_name_a_feed_or_tag(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "feeds.yaml",
+        "feeds:\n  - url: https://e.org/rss\n    name: E\n    tags: [asia]\n",
+    )
+    write(tmp_path, "r.yaml", "rules:\n  - id: r\n    query: x\n    feeds: [asai, E]\n")
+    (problem,) = problems(tmp_path)
+    assert problem.endswith("no feed or feed tag 'asai' (did you mean 'asia'?)")
+
+
+def test_channel_policy_validation(tmp_path: Path) -> None:
+    policy = ChannelPolicy.model_validate(
+        {
+            "rate_limit": "20/min",
+            "quiet_hours": "22:00-07:00 Europe/Berlin",
+            "bypass_severity": "high",
+        }
+    )
+    assert policy.rate_count == 20 and policy.rate_period == timedelta(minutes=1)
+    quiet = policy.quiet
+    assert quiet is not None and str(quiet.zone) == "Europe/Berlin" and quiet.start.hour == 22
+    assert policy.bypass_severity is Severity.high
+    text = "channels:\n  desk: {rate_limit: lots, quiet_hours: '22:00-07:00 Mars/Base'}\n"
+    found = problems(write(tmp_path, "channels.yaml", text))
+    assert any("invalid rate limit 'lots'" in p for p in found)
+    assert any("unknown time zone 'Mars/Base'" in p for p in found)
+
+
+def test_feed_config_defaults() -> None:
+    feed = FeedConfig(url="https://example.org/a/rss/")
+    assert feed.name == "example.org/a/rss"
+    assert feed.enabled and not feed.alert_on_first_poll and feed.respect_cache_hints
+    assert feed.min_interval == timedelta(minutes=1) and feed.max_interval == timedelta(hours=1)
+    assert feed.silence_after is None
+
+
+def test_a_single_file_can_be_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, "one.yaml", "rules:\n  - id: r\n    query: drone\n") / "one.yaml"
+    ruleset = load_rules(path)
+    assert [r.id for r in ruleset.rules] == ["r"] and ruleset.sources == [path]
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    assert problems(tmp_path / "nope") == [f"{tmp_path / 'nope'}: no such file or directory"]

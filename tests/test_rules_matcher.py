@@ -1,0 +1,191 @@
+"""The compiled matcher: word matching, normalisation traps, operators, gates, explanations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from monitor.rules import Entity, Rule, compile_rules, parse_query, parse_structured
+from monitor.schema import Article, Severity
+
+ENTITIES = {
+    "kim-jong-un": Entity("kim-jong-un", ("Kim Jong-un", "Kim Jongun", "김정은", "金正恩")),
+    "north-korea": Entity("north-korea", ("North Korea", "DPRK", "Pyongyang", "북한")),
+    "russia": Entity("russia", ("Russia", "Moscow")),
+}
+
+
+def article(title: str = "", summary: str = "", content: str = "", **extra: Any) -> Article:
+    return Article(
+        id="a1",
+        feed=extra.pop("feed", "Wire"),
+        feed_url="https://example.org/rss",
+        title=title,
+        summary=summary,
+        content=content,
+        fetched_at=datetime(2024, 1, 1, tzinfo=UTC),
+        **extra,
+    )
+
+
+def rule(query: str | dict[str, Any], **settings: Any) -> Rule:
+    expr = parse_query(query) if isinstance(query, str) else parse_structured(query)
+    return Rule(id=settings.pop("id", "r"), expr=expr, **settings)
+
+
+def matches(query: str | dict[str, Any], text: str = "", **kw: Any) -> bool:
+    settings = {k: kw.pop(k) for k in list(kw) if k in ("fields", "languages", "feeds", "enabled")}
+    tags = kw.pop("tags", ())
+    m = compile_rules([rule(query, **settings)], ENTITIES)
+    kw.setdefault("content", text)
+    return bool(m.match(article(**kw), tags))
+
+
+@pytest.mark.parametrize(
+    ("query", "text", "expected"),
+    [
+        ("UAV", "The UAVs flew north", False),
+        ("UAV*", "The UAVs flew north", True),
+        ("UAV", "A UAV flew north", True),
+        ("war", "She won an award", False),
+        ("war", "The war goes on", True),
+        ("@kim-jong-un", "KIM JONG\u2011UN spoke", True),
+        ("@kim-jong-un", "Kim Jong Un spoke", True),
+        ("@kim-jong-un", "ＫＩＭ ＪＯＮＧ－ＵＮ spoke", True),
+        ("@kim-jong-un", "어제 김정은이 말했다", True),
+        ("@kim-jong-un", "北朝鮮の金正恩総書記は", True),
+        ("@north-korea", "North Korea\u2019s missiles", True),
+        ("@north-korea", "Northern Korean dishes", False),
+        ('"open source"', "open-source intelligence", True),
+        ('"defense treaty"', "a treaty on defense", False),
+        ("café", "CAFE opened", True),
+        ("and", "cats and dogs", True),
+    ],
+)
+def test_word_matching_and_normalisation(query: str, text: str, expected: bool) -> None:
+    assert matches(query, text) is expected
+
+
+@pytest.mark.parametrize(
+    ("query", "text", "expected"),
+    [
+        ("drone strike", "strike by a drone", True),  # implicit AND
+        ("drone AND strike", "drone only", False),
+        ("drone OR strike", "strike only", True),
+        ("drone NOT racing", "drone racing league", False),
+        ("drone NOT racing", "drone attack", True),
+        ("NOT opinion", "news story", True),
+        ("a OR b c", "b only", False),  # AND binds tighter than OR
+        ("a OR b c", "a only", True),
+        ("(a OR b) c", "a and c", True),
+        ("x NEAR/2 y", "x one two y", True),
+        ("x NEAR/2 y", "x one two three y", False),
+        ("x NEAR/2 y", "y one x", True),
+        ("x ONEAR/2 y", "y one x", False),
+        ("x ONEAR/2 y", "x one y", True),
+        ("NOT x OR z", "x z", True),  # NOT binds tighter than OR
+        ("NOT x OR z", "x", False),
+        ("a b NEAR/1 c", "a zz b c", True),  # NEAR binds tighter than AND
+        ("a b NEAR/1 c", "b zz zz c a", False),
+        ('"kamikaze drone*"', "kamikaze drones hit", True),
+        ("(x OR w) NEAR/1 y", "w y", True),
+    ],
+)
+def test_operators(query: str, text: str, expected: bool) -> None:
+    assert matches(query, text) is expected
+
+
+def test_near_never_spans_two_fields() -> None:
+    assert not matches("drone NEAR/3 attack", title="drone", summary="attack")
+    assert matches("drone NEAR/3 attack", title="drone attack")
+
+
+def test_phrases_never_span_two_fields() -> None:
+    assert not matches('"kim jong"', title="Kim", summary="Jong")
+
+
+def test_field_prefix_and_rule_fields() -> None:
+    assert matches("title:drone", title="drone")
+    assert not matches("title:drone", summary="drone")
+    assert matches("title:(drone OR uav)", title="uav")
+    assert not matches("drone", content="drone", fields=["title", "summary"])
+    assert matches("drone", summary="drone", fields=["title", "summary"])
+
+
+def test_languages_gate_declared_then_detected() -> None:
+    english = "The minister said that the drone was shot down over the border on Monday."
+    assert matches("drone", english, languages=["en"], language="en-GB")
+    assert not matches("drone", english, languages=["de"], language="en-GB")
+    assert matches("drone", english, languages=["en"])
+    german = "Der Minister sagte, dass die Drohne und das drone nicht mit den Soldaten"
+    assert not matches("drone", german, languages=["en"])
+
+
+def test_feeds_gate_by_name_or_tag_and_disabled_rules() -> None:
+    assert matches("drone", "drone", feeds=["Wire"])
+    assert not matches("drone", "drone", feeds=["asia"])
+    assert matches("drone", "drone", feeds=["asia"], tags=["asia"])
+    assert not matches("drone", "drone", enabled=False)
+
+
+def test_both_forms_give_the_same_results() -> None:
+    query = '("defense treaty" OR "mutual defense") AND (Russia OR @north-korea) NOT opinion'
+    structured = {
+        "all": [{"any": ["defense treaty", "mutual defense"]}, {"any": ["Russia", "@north-korea"]}],
+        "none": ["opinion"],
+    }
+    texts = [
+        "Russia and DPRK sign a mutual defense pact",
+        "Pyongyang signs defense treaty",
+        "opinion: the defense treaty with Russia",
+        "a treaty on defense with Russia",
+    ]
+    for text in texts:
+        assert matches(query, text) == matches(structured, text), text
+
+
+def test_explanation_offsets_index_the_original_text() -> None:
+    title = "ＫＩＭ ＪＯＮＧ－ＵＮ inspects kamikaze drones"
+    summary = "North Korea\u2019s leader 김정은이 watched."
+    m = compile_rules(
+        [rule('@kim-jong-un AND "kamikaze drone*"', id="k", severity=Severity.high)], ENTITIES
+    )
+    (found,) = m.match(article(title=title, summary=summary))
+    assert found.rule == "k" and found.severity == "high" and found.article_id == "a1"
+    texts = {(h.field, h.text) for h in found.hits}
+    assert ("title", "ＫＩＭ ＪＯＮＧ－ＵＮ") in texts
+    assert ("title", "kamikaze drones") in texts
+    assert ("summary", "김정은") in texts
+    for hit in found.hits:
+        source = title if hit.field == "title" else summary
+        assert source[hit.start : hit.end] == hit.text
+    assert found.hits[0].term == "@kim-jong-un"
+    assert "ＫＩＭ" in found.snippet
+
+
+def test_snippet_is_text_around_the_first_hit() -> None:
+    content = "word " * 100 + "the drone fell " + "tail " * 100
+    m = compile_rules([rule("drone")], ENTITIES)
+    (found,) = m.match(article(content=content))
+    assert "drone" in found.snippet
+    assert found.snippet.startswith("…") and found.snippet.endswith("…")
+    assert len(found.snippet) < 260
+
+
+def test_only_positive_terms_are_explained() -> None:
+    m = compile_rules([rule("drone NOT racing")], ENTITIES)
+    (found,) = m.match(article(content="a drone show, no race"))
+    assert [h.term for h in found.hits] == ["drone"]
+
+
+def test_many_rules_each_match_reported_in_rule_order() -> None:
+    rules = [rule(f"w{i}", id=f"r{i}") for i in range(50)] + [rule("NOT zzz", id="none")]
+    m = compile_rules(rules, ENTITIES)
+    found = m.match(article(content="w3 and w7"))
+    assert [f.rule for f in found] == ["r3", "r7", "none"]
+
+
+def test_a_matcher_without_terms_still_works() -> None:
+    assert compile_rules([], ENTITIES).match(article(content="x")) == []

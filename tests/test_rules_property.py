@@ -1,0 +1,225 @@
+"""Property tests: on random rule trees and random texts the compiled matcher agrees with a
+small reference evaluator that is slow and obviously correct, and both rule forms agree."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.rules import Entity, Rule, compile_rules, parse_query
+from monitor.rules.query import (
+    And,
+    EntityRef,
+    Near,
+    Node,
+    Not,
+    Or,
+    Term,
+    parse_structured,
+    to_query,
+    to_structured,
+)
+from monitor.schema import FIELDS, Article
+from monitor.text import fold
+
+ENTITIES = {
+    "kju": Entity("kju", ("Kim Jong-un", "김정은")),
+    "nk": Entity("nk", ("North Korea", "DPRK")),
+}
+WORDS = ["drone", "drones", "uav", "war", "award", "kim", "jong", "un", "north", "korea", "dprk"]
+TEXT_WORDS = [*WORDS, "김정은", "김정은이", "s", "the"]
+SEPARATORS = [" ", " ", " ", "-", ", ", "'s ", "\u2019s ", "\u2011", " \u2014 ", ". "]
+CJK = re.compile(r"[\uac00-\ud7a3]")
+
+
+# -- the reference -------------------------------------------------------------------------
+
+
+def ref_tokens(text: str) -> list[str]:
+    folded = re.sub(r"'s(?![^\W_])", " ", fold(text))
+    return re.findall(r"[^\W_]+", folded)
+
+
+def ref_occurrences(phrase: str, prefix: bool, tokens: list[str]) -> list[tuple[int, int]]:
+    """(first, last) word positions of each occurrence of a term in a field's words."""
+    words = ref_tokens(phrase)
+    found = []
+    if CJK.search(phrase):
+        joined = " ".join(tokens)
+        needle = " ".join(words)
+        for i in range(len(joined)):
+            if joined.startswith(needle, i):
+                first = joined.count(" ", 0, i)
+                found.append((first, joined.count(" ", 0, i + len(needle) - 1)))
+        return found
+    n = len(words)
+    for i in range(len(tokens) - n + 1):
+        head_ok = tokens[i : i + n - 1] == words[:-1]
+        last = tokens[i + n - 1]
+        if head_ok and (last.startswith(words[-1]) if prefix else last == words[-1]):
+            found.append((i, i + n - 1))
+    return found
+
+
+def ref_atom(node: Term | EntityRef, field: str, rule_fields: set[str]) -> list[tuple[int, int]]:
+    allowed = rule_fields if node.fields is None else rule_fields & node.fields
+    if field not in allowed:
+        return []
+    return [
+        p
+        for phrase, prefix in ref_phrases(node)
+        for p in ref_occurrences(phrase, prefix, ARTICLE_TOKENS[field])
+    ]
+
+
+def ref_phrases(node: Term | EntityRef) -> list[tuple[str, bool]]:
+    if isinstance(node, EntityRef):
+        return [(alias, False) for alias in ENTITIES[node.id].aliases]
+    return [(node.text, node.prefix)]
+
+
+ARTICLE_TOKENS: dict[str, list[str]] = {}
+
+
+def ref_eval(node: Node, rule_fields: set[str]) -> bool:
+    if isinstance(node, Term | EntityRef):
+        return any(ref_atom(node, f, rule_fields) for f in FIELDS)
+    if isinstance(node, And):
+        return all(ref_eval(c, rule_fields) for c in node.children)
+    if isinstance(node, Or):
+        return any(ref_eval(c, rule_fields) for c in node.children)
+    if isinstance(node, Not):
+        return not ref_eval(node.child, rule_fields)
+    for field in FIELDS:
+        lefts = [p for a in _members(node.left) for p in ref_atom(a, field, rule_fields)]
+        rights = [p for a in _members(node.right) for p in ref_atom(a, field, rule_fields)]
+        for l_first, l_last in lefts:
+            for r_first, r_last in rights:
+                if r_first > l_last and r_first - l_last - 1 <= node.distance:
+                    return True
+                if not node.ordered and l_first > r_last and l_first - r_last - 1 <= node.distance:
+                    return True
+    return False
+
+
+def _members(node: Node) -> list[Term | EntityRef]:
+    if isinstance(node, Or):
+        return [c for c in node.children if isinstance(c, Term | EntityRef)]
+    assert isinstance(node, Term | EntityRef)
+    return [node]
+
+
+# -- strategies ----------------------------------------------------------------------------
+
+scopes = st.sampled_from([None, None, None, frozenset({"title"}), frozenset({"content"})])
+terms = st.one_of(
+    st.builds(Term, st.sampled_from(WORDS), st.just(False), scopes),
+    st.builds(
+        Term,
+        st.sampled_from(["kim jong", "north korea", "the war", "jong un", "김정은"]),
+        st.just(False),
+        scopes,
+    ),
+    st.builds(Term, st.sampled_from(["dro", "aw", "kor", "u"]), st.just(True), scopes),
+    st.builds(EntityRef, st.sampled_from(sorted(ENTITIES)), scopes),
+)
+near_sides = st.one_of(terms, st.lists(terms, min_size=2, max_size=3).map(lambda c: Or(tuple(c))))
+
+
+def _extend(children: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
+    return st.one_of(
+        st.lists(children, min_size=2, max_size=3).map(lambda c: And(tuple(c))),
+        st.lists(children, min_size=2, max_size=3).map(lambda c: Or(tuple(c))),
+        children.map(Not),
+        st.builds(Near, near_sides, near_sides, st.integers(0, 3), st.booleans()),
+    )
+
+
+trees = st.recursive(terms, _extend, max_leaves=8)
+
+
+def _styled(word: str, style: int) -> str:
+    if style == 1:
+        return word.upper()
+    if style == 2:
+        return word.title()
+    if style == 3 and word.isascii():
+        return "".join(chr(ord(c) + 0xFEE0) for c in word.upper())
+    return word
+
+
+field_text = st.lists(
+    st.tuples(st.sampled_from(TEXT_WORDS), st.sampled_from(SEPARATORS), st.integers(0, 5)),
+    max_size=14,
+).map(lambda parts: "".join(_styled(w, s) + sep for w, sep, s in parts))
+
+
+def _article(title: str, summary: str, content: str) -> Article:
+    return Article(
+        id="p",
+        feed="f",
+        feed_url="https://example.org/",
+        title=title,
+        summary=summary,
+        content=content,
+        fetched_at=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    trees,
+    st.sampled_from([list(FIELDS), ["title", "summary"], ["content"]]),
+    field_text,
+    field_text,
+    field_text,
+)
+def test_compiled_matcher_agrees_with_the_reference(
+    tree: Node, rule_fields: list[str], title: str, summary: str, content: str
+) -> None:
+    article = _article(title, summary, content)
+    ARTICLE_TOKENS.clear()
+    ARTICLE_TOKENS.update({f: ref_tokens(t) for f, t in article.text_fields().items()})
+    matcher = compile_rules([Rule(id="r", expr=tree, fields=rule_fields)], ENTITIES)
+    got = bool(matcher.match(article))
+    assert got == ref_eval(tree, set(rule_fields)), (to_query(tree), article.text_fields())
+
+
+@settings(max_examples=200, deadline=None)
+@given(trees)
+def test_query_rendering_parses_back_to_the_same_tree(tree: Node) -> None:
+    assert parse_query(to_query(tree)) == tree
+
+
+unscoped_terms = st.one_of(
+    st.builds(Term, st.sampled_from([*WORDS, "kim jong", "김정은"]), st.just(False)),
+    st.builds(Term, st.sampled_from(["dro", "kor"]), st.just(True)),
+    st.builds(EntityRef, st.sampled_from(sorted(ENTITIES))),
+)
+structured_trees = st.recursive(
+    unscoped_terms,
+    lambda c: st.one_of(
+        st.lists(c, min_size=2, max_size=3).map(lambda x: And(tuple(x))),
+        st.lists(c, min_size=2, max_size=3).map(lambda x: Or(tuple(x))),
+        c.map(Not),
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(structured_trees, field_text)
+def test_query_and_structured_forms_match_alike(tree: Node, text: str) -> None:
+    spec = to_structured(tree)
+    structured = parse_structured(spec if isinstance(spec, dict) else {"all": [spec]})
+    from_query = parse_query(to_query(tree))
+    article = _article("", "", text)
+    a = compile_rules([Rule(id="q", expr=from_query)], ENTITIES).match(article)
+    b = compile_rules([Rule(id="s", expr=structured)], ENTITIES).match(article)
+    assert bool(a) == bool(b)
+    assert [h.model_dump() for m in a for h in m.hits] == [
+        h.model_dump() for m in b for h in m.hits
+    ]

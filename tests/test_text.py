@@ -1,0 +1,107 @@
+"""Text folding: what "the same word" means for rules, fingerprints and identities."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.text import (
+    IDENTITY_RANGES,
+    OffsetMap,
+    fold,
+    fold_map,
+    token_spans,
+    token_stream,
+    tokens,
+    words,
+)
+
+
+def test_case_accents_dashes_and_quotes_fold_alike() -> None:
+    assert fold("KIM JONG\u2011UN") == fold("Kim Jong-un") == "kim jong-un"
+    assert fold("Café Zürich") == "cafe zurich"
+    assert fold("Łódź, Øresund") == "lodz, oresund"
+    assert fold("\u201cquoted\u201d \u2018single\u2019") == "\"quoted\" 'single'"
+    assert fold("Straße") == "strasse"
+
+
+def test_fullwidth_letters_are_ordinary_letters() -> None:
+    assert fold("ＵＡＶ ＫＩＭ") == "uav kim"
+
+
+def test_japanese_voicing_marks_are_not_accents() -> None:
+    assert fold("ガス") == "ガス"
+    assert fold("ガス") != fold("カス")
+
+
+def test_cjk_and_hangul_fold_to_themselves() -> None:
+    """The claim behind the fast path: these ranges need no per-character folding."""
+    from monitor.text import _fold_slow
+
+    for start, end in IDENTITY_RANGES:
+        for code in range(start, end + 1):
+            assert _fold_slow(chr(code)) == chr(code), hex(code)
+
+
+def test_possessive_s_is_dropped_and_hyphens_separate_words() -> None:
+    assert tokens("North Korea\u2019s drones") == ["north", "korea", "drones"]
+    assert tokens("open-source intelligence") == ["open", "source", "intelligence"]
+    assert tokens("x'sy") == ["x", "sy"]
+
+
+def test_words_keeps_its_meaning_for_fingerprints() -> None:
+    assert words("Seoul's KIM-Jong un") == ["seoul", "s", "kim", "jong", "un"]
+
+
+def test_fold_map_points_hits_back_at_the_original_text() -> None:
+    text = "ＫＩＭ says Cafe\u0301 is near Straße"
+    folded, starts, ends = fold_map(text)
+    assert len(folded) == len(starts) == len(ends)
+    i = folded.index("kim")
+    assert text[starts[i] : ends[i + 2]] == "ＫＩＭ"
+    j = folded.index("cafe")
+    assert text[starts[j] : ends[j + 3]] == "Cafe\u0301"
+    k = folded.index("strasse")
+    assert text[starts[k] : ends[k + 6]] == "Straße"
+
+
+_TEXT = st.text(
+    alphabet=st.sampled_from(
+        [*"abcXYZ019 -'.,\u2019\u2011éß", "Ｋ", "김", "정", "ガ", "北", "\u0301", "İ", "_"]
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_TEXT)
+def test_token_stream_and_spans_agree(text: str) -> None:
+    """The fast stream (bytes path) and the spans used for offsets give the same words."""
+    folded = fold(text)
+    spans = token_spans(folded)
+    assert token_stream(folded).split() == [folded[a:b] for a, b in spans]
+
+
+@settings(max_examples=200, deadline=None)
+@given(_TEXT)
+def test_fold_map_is_consistent_with_fold(text: str) -> None:
+    folded, starts, ends = fold_map(text)
+    assert folded == fold(text)
+    assert len(starts) == len(ends) == len(folded)
+    assert all(0 <= s < e <= len(text) for s, e in zip(starts, ends, strict=True))
+    assert starts == sorted(starts)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_TEXT, st.data())
+def test_offset_map_agrees_with_fold_map(text: str, data: st.DataObject) -> None:
+    """The segment-wise map used to explain hits gives the per-character map's answer."""
+    folded, starts, ends = fold_map(text)
+    if not folded:
+        return
+    start = data.draw(st.integers(0, len(folded) - 1))
+    end = data.draw(st.integers(start + 1, len(folded)))
+    got = OffsetMap(text).span(start, end)
+    assert got[0] == starts[start]
+    assert got[1] >= ends[end - 1]
+    assert folded[start:end] in fold(text[got[0] : got[1]])
