@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,14 +15,29 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
 
 from monitor import __version__
-from monitor.config import Settings, load_settings
+from monitor.config import MASK, Settings, load_settings
+from monitor.daemon import Daemon, RunSummary
 from monitor.errors import ConfigError, MonitorError, RuleError, SourceError
 from monitor.fetch import FetchLimits, fetch_document, make_client
 from monitor.parse import parse_feed
 from monitor.rules import json_schema, load_rules
-from monitor.schema import Article
+from monitor.rules.backtest import BacktestReport
+from monitor.rules.edit import (
+    FeedEntry,
+    add_feeds,
+    feeds_path,
+    list_feeds,
+    parse_opml,
+    remove_feed,
+    to_opml,
+)
+from monitor.schema import Article, parse_duration
+from monitor.store import FeedState, Store
 
 app = typer.Typer(
     name="monitor",
@@ -87,6 +103,228 @@ def parse(
     out = sys.stdout
     for article in parsed.articles:
         out.write(article.model_dump_json() + "\n")
+
+
+# --- the daemon and its state ------------------------------------------------------------
+
+
+def configure_logging(settings: Settings) -> None:
+    """One line per event, text or JSON, secrets masked wherever they would appear."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogFormatter(settings.log_format, settings.secrets()))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    for noisy in ("httpx", "httpcore", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class LogFormatter(logging.Formatter):
+    def __init__(self, style: str, secrets: list[str]) -> None:
+        super().__init__()
+        self.style_name = style
+        self.secrets = [s for s in secrets if len(s) >= 4]
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        for secret in self.secrets:
+            message = message.replace(secret, MASK)
+        stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        if self.style_name == "json":
+            return json.dumps(
+                {"ts": stamp, "level": record.levelname, "logger": record.name, "msg": message}
+            )
+        return f"{stamp} {record.levelname:<7} {record.name}: {message}"
+
+
+@app.command()
+def run(
+    once: Annotated[
+        bool, typer.Option("--once", help="poll every enabled feed once, deliver, exit")
+    ] = False,
+) -> None:
+    """Run the daemon (until SIGTERM/SIGINT), or poll every feed once with --once."""
+    settings = _settings()
+    configure_logging(settings)
+    daemon = Daemon(settings)
+    if once:
+        summary = asyncio.run(_run_once(daemon))
+        for report in summary.polls:
+            detail = report.error or f"{report.new_items} new, {report.alerts} alerts"
+            typer.echo(f"{report.feed}: {report.outcome} ({detail})")
+        typer.echo(f"delivered {summary.delivered} alert(s)")
+        return
+    raise typer.Exit(asyncio.run(daemon.run()))
+
+
+async def _run_once(daemon: Daemon) -> RunSummary:
+    try:
+        return await daemon.run_once()
+    finally:
+        await daemon.shutdown()
+
+
+@app.command()
+def status() -> None:
+    """Show every feed's health and the outbox."""
+    settings = _settings()
+    store = Store.open(settings.database_url.get_secret_value())
+    try:
+        feeds, outbox = store.all_feeds(), store.outbox_counts()
+    finally:
+        store.close()
+    console = Console()
+    table = Table(title="Feeds", show_lines=False)
+    for column in (
+        "feed",
+        "state",
+        "HTTP",
+        "last poll",
+        "items",
+        "failures",
+        "next poll",
+        "last error",
+    ):
+        table.add_column(column, overflow="fold")
+    now = datetime.now(UTC)
+    for feed in feeds:
+        state = _feed_state_label(feed)
+        table.add_row(
+            feed.name,
+            state,
+            str(feed.last_status or ""),
+            _ago(feed.last_polled_at, now),
+            str(feed.last_item_count if feed.last_item_count is not None else ""),
+            str(feed.consecutive_failures or ""),
+            _ago(feed.next_poll_at, now) if feed.enabled and not feed.disabled_reason else "",
+            (feed.last_error or "")[:120],
+        )
+    console.print(table)
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(outbox.items())) or "empty"
+    console.print(f"Outbox: {counts}")
+
+
+def _feed_state_label(feed: FeedState) -> str:
+    if feed.disabled_reason:
+        return f"[red]disabled: {feed.disabled_reason}[/red]"
+    if not feed.enabled:
+        return "[dim]not in feeds.yaml[/dim]"
+    if feed.consecutive_failures:
+        return "[yellow]backing off[/yellow]"
+    if feed.last_polled_at is None:
+        return "new"
+    return "[green]ok[/green]"
+
+
+def _ago(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return ""
+    seconds = int((when - now).total_seconds())
+    word = "in " if seconds > 0 else ""
+    tail = "" if seconds > 0 else " ago"
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{word}{seconds // size}{unit}{tail}"
+    return f"{word}{seconds}s{tail}"
+
+
+feeds_app = typer.Typer(
+    help="Manage the feed list (rules/feeds.yaml, comments kept).", no_args_is_help=True
+)
+app.add_typer(feeds_app, name="feeds")
+
+
+def _feeds_file(rules: Path | None) -> Path:
+    return feeds_path(rules or _settings().rules_dir)
+
+
+RulesOption = Annotated[Path | None, typer.Option("--rules", help="rules directory or feeds file")]
+
+
+@feeds_app.command("list")
+def feeds_list(rules: RulesOption = None) -> None:
+    """List the feeds."""
+    for entry in list_feeds(_feeds_file(rules)):
+        tags = f"  [{', '.join(entry.tags)}]" if entry.tags else ""
+        typer.echo(f"{entry.name or '-'}\t{entry.url}{tags}")
+
+
+@feeds_app.command("add")
+def feeds_add(
+    url: str,
+    name: Annotated[str, typer.Option(help="display name")] = "",
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="a tag (repeatable)")] = None,
+    rules: RulesOption = None,
+) -> None:
+    """Add a feed."""
+    if not url.startswith(("http://", "https://")):
+        raise SourceError(f"{url}: a feed URL starts with http:// or https://")
+    added = add_feeds(_feeds_file(rules), [FeedEntry(url=url, name=name, tags=tuple(tag or ()))])
+    typer.echo(f"added {url}" if added else f"{url} is already in the list")
+
+
+@feeds_app.command("remove")
+def feeds_remove(url_or_name: str, rules: RulesOption = None) -> None:
+    """Remove a feed by URL or name."""
+    removed = remove_feed(_feeds_file(rules), url_or_name)
+    typer.echo(f"removed {removed.url}")
+
+
+@feeds_app.command("import-opml")
+def feeds_import_opml(file: Path, rules: RulesOption = None) -> None:
+    """Add the feeds of an OPML file (folders become tags)."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"{file}: cannot read: {exc.strerror}") from None
+    entries = parse_opml(data, str(file))
+    added = add_feeds(_feeds_file(rules), entries)
+    typer.echo(f"imported {len(added)} feed(s), {len(entries) - len(added)} already listed")
+
+
+@feeds_app.command("export-opml")
+def feeds_export_opml(rules: RulesOption = None) -> None:
+    """Print the feed list as OPML."""
+    sys.stdout.write(to_opml(list_feeds(_feeds_file(rules))))
+
+
+@app.command()
+def backtest(
+    since: Annotated[str, typer.Option(help="how far back, e.g. 7d, 12h")] = "7d",
+    rule: Annotated[str | None, typer.Option(help="only this rule id")] = None,
+    rules: RulesOption = None,
+) -> None:
+    """Run the current rules over stored articles and report what would have alerted.
+
+    Sends nothing.
+    """
+    settings = _settings()
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        raise SourceError(f"--since: {exc}") from None
+    ruleset = load_rules(rules or settings.rules_dir)
+    if rule and rule not in {r.id for r in ruleset.rules}:
+        raise SourceError(f"--rule: no rule with id {rule!r}")
+    now = datetime.now(UTC)
+    store = Store.open(settings.database_url.get_secret_value())
+    try:
+        stored = store.articles_since(now - window)
+    finally:
+        store.close()
+    tags = {f.name: f.tags for f in ruleset.feeds.feeds}
+    report = BacktestReport(since=now - window, until=now)
+    with Progress(transient=True, console=Console(stderr=True)) as progress:
+        task = progress.add_task("matching", total=len(stored))
+        for article in stored:
+            for match in ruleset.matcher.match(article, tags.get(article.feed, [])):
+                if rule is None or match.rule == rule:
+                    report.add(match.rule, article)
+            progress.advance(task)
+    typer.echo(report.render(len(stored), [r.id for r in ruleset.rules if rule in (None, r.id)]))
 
 
 @app.command("config")

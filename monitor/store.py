@@ -282,6 +282,19 @@ class PollRecord:
 
 
 @dataclass
+class Delivery:
+    """One alert to send to one channel, with what rendering needs."""
+
+    id: int
+    alert_id: int
+    channel: str
+    attempts: int
+    rule_id: str
+    payload: dict[str, Any]  # {"article": ..., "match": ...}
+    also_reported_by: list[str]
+
+
+@dataclass
 class RecordedPoll:
     new_alert_ids: list[int]
     also_reported: list[int]  # existing alerts whose story another source carried again
@@ -616,6 +629,88 @@ class Store:
                 .values(also_reported_by=json.dumps(sources))
             )
         return int(row.id)
+
+    # -- the outbox ------------------------------------------------------------------------
+
+    def claim_deliveries(
+        self, owner: str, now: datetime, claim_for: timedelta, limit: int = 50
+    ) -> list[Delivery]:
+        """Take due deliveries for this process for ``claim_for``; others skip them meanwhile.
+
+        A claim that is never settled (the process died) expires, and the delivery is tried
+        again: a channel may then get an alert once more than it accepted, never less.
+        """
+        due = and_(
+            deliveries.c.state == "pending",
+            deliveries.c.next_attempt_at <= now,
+            or_(deliveries.c.claimed_until.is_(None), deliveries.c.claimed_until <= now),
+        )
+        query = (
+            select(deliveries.c.id).where(due).order_by(deliveries.c.next_attempt_at).limit(limit)
+        )
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(query).scalars())
+            if not ids:
+                return []
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(ids))
+                .values(claimed_by=owner, claimed_until=now + claim_for)
+            )
+            rows = conn.execute(
+                select(deliveries, alerts.c.data, alerts.c.also_reported_by, alerts.c.rule_id)
+                .join(alerts, alerts.c.id == deliveries.c.alert_id)
+                .where(deliveries.c.id.in_(ids))
+                .order_by(deliveries.c.id)
+            ).all()
+        return [
+            Delivery(
+                id=row.id,
+                alert_id=row.alert_id,
+                channel=row.channel,
+                attempts=row.attempts,
+                rule_id=row.rule_id,
+                payload=json.loads(row.data),
+                also_reported_by=json.loads(row.also_reported_by),
+            )
+            for row in rows
+        ]
+
+    def settle_delivery(
+        self,
+        delivery_id: int,
+        now: datetime,
+        *,
+        sent: bool,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
+        """Record a send: sent, to be retried at ``retry_at``, or dead (no ``retry_at``)."""
+        values: dict[str, Any] = {
+            "attempts": deliveries.c.attempts + 1,
+            "claimed_by": None,
+            "claimed_until": None,
+        }
+        if sent:
+            values.update(state="sent", sent_at=now, last_error=None)
+        elif retry_at is not None:
+            values.update(state="pending", next_attempt_at=retry_at, last_error=error)
+        else:
+            values.update(state="dead", last_error=error)
+        with self.engine.begin() as conn:
+            conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
+            alert_id = select(deliveries.c.alert_id).where(deliveries.c.id == delivery_id)
+            open_left = (
+                select(func.count())
+                .select_from(deliveries)
+                .where(deliveries.c.alert_id.in_(alert_id), deliveries.c.state == "pending")
+                .scalar_subquery()
+            )
+            conn.execute(
+                update(alerts).where(alerts.c.id.in_(alert_id), open_left == 0).values(state="done")
+            )
 
     # -- reading back ----------------------------------------------------------------------
 
