@@ -16,7 +16,7 @@ import typer
 from monitor import __version__
 from monitor.config import Settings, load_settings
 from monitor.errors import MonitorError, SourceError
-from monitor.fetch import FetchLimits, fetch_document, make_client
+from monitor.fetch import Fetcher, FetchLimits, FetchRequest
 from monitor.parse import parse_feed
 
 app = typer.Typer(
@@ -33,11 +33,13 @@ def _settings() -> Settings:
 
 
 def fetch_limits(settings: Settings) -> FetchLimits:
+    """Settings as fetch limits; a read may be silent as long as a connect may take."""
     return FetchLimits(
         max_bytes=settings.max_feed_bytes,
         deadline=settings.fetch_timeout.total_seconds(),
         connect_timeout=settings.connect_timeout.total_seconds(),
         user_agent=settings.user_agent,
+        read_timeout=settings.connect_timeout.total_seconds(),
     )
 
 
@@ -54,13 +56,24 @@ def read_source(source: str, settings: Settings) -> tuple[bytes, str | None]:
         raise SourceError(f"{source}: cannot read: {exc.strerror}") from None
 
 
+def make_fetcher(settings: Settings) -> Fetcher:
+    """The fetcher the settings describe (fetch.py does not read settings itself)."""
+    return Fetcher(
+        fetch_limits(settings),
+        max_concurrency=settings.max_concurrency,
+        per_host_concurrency=settings.per_host_concurrency,
+        allowed_private_hosts=settings.allowed_private_host_set,
+    )
+
+
 async def _fetch_once(url: str, settings: Settings) -> tuple[bytes, str | None]:
-    limits = fetch_limits(settings)
-    async with make_client(limits) as client:
-        response = await fetch_document(client, url, limits)
-    if response.status != 200:
-        raise SourceError(f"{url}: HTTP {response.status}")
-    return response.body, response.content_type
+    async with make_fetcher(settings) as fetcher:
+        outcome = await fetcher.fetch(FetchRequest(url))
+    if outcome.error is not None:
+        raise outcome.error
+    if outcome.kind != "ok":
+        raise SourceError(f"{url}: HTTP {outcome.status} ({outcome.kind.replace('_', ' ')})")
+    return outcome.body, outcome.content_type
 
 
 @app.command()
