@@ -21,9 +21,9 @@ from rich.table import Table
 
 from monitor import __version__
 from monitor.config import MASK, Settings, load_settings
-from monitor.daemon import Daemon, RunSummary
+from monitor.daemon import Daemon, RunSummary, make_fetcher
 from monitor.errors import ConfigError, MonitorError, RuleError, SourceError
-from monitor.fetch import FetchLimits, fetch_document, make_client
+from monitor.fetch import FetchRequest
 from monitor.parse import parse_feed
 from monitor.rules import json_schema, load_rules
 from monitor.rules.backtest import BacktestReport
@@ -52,15 +52,6 @@ def _settings() -> Settings:
     return load_settings()
 
 
-def fetch_limits(settings: Settings) -> FetchLimits:
-    return FetchLimits(
-        max_bytes=settings.max_feed_bytes,
-        deadline=settings.fetch_timeout.total_seconds(),
-        connect_timeout=settings.connect_timeout.total_seconds(),
-        user_agent=settings.user_agent,
-    )
-
-
 def read_source(source: str, settings: Settings) -> tuple[bytes, str | None]:
     """The bytes of a file, of stdin (`-`) or of an http(s) URL, and their content type."""
     if source == "-":
@@ -75,12 +66,13 @@ def read_source(source: str, settings: Settings) -> tuple[bytes, str | None]:
 
 
 async def _fetch_once(url: str, settings: Settings) -> tuple[bytes, str | None]:
-    limits = fetch_limits(settings)
-    async with make_client(limits) as client:
-        response = await fetch_document(client, url, limits)
-    if response.status != 200:
-        raise SourceError(f"{url}: HTTP {response.status}")
-    return response.body, response.content_type
+    async with make_fetcher(settings) as fetcher:
+        outcome = await fetcher.fetch(FetchRequest(url))
+    if outcome.error is not None:
+        raise outcome.error
+    if outcome.kind != "ok":
+        raise SourceError(f"{url}: HTTP {outcome.status} ({outcome.kind.replace('_', ' ')})")
+    return outcome.body, outcome.content_type
 
 
 @app.command()

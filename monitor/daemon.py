@@ -50,11 +50,23 @@ def utcnow() -> datetime:
 
 
 def fetch_limits(settings: Settings) -> FetchLimits:
+    """Settings as fetch limits; a read may be silent as long as a connect may take."""
     return FetchLimits(
         max_bytes=settings.max_feed_bytes,
         deadline=settings.fetch_timeout.total_seconds(),
         connect_timeout=settings.connect_timeout.total_seconds(),
         user_agent=settings.user_agent,
+        read_timeout=settings.connect_timeout.total_seconds(),
+    )
+
+
+def make_fetcher(settings: Settings) -> Fetcher:
+    """The fetcher the settings describe (fetch.py does not read settings itself)."""
+    return Fetcher(
+        fetch_limits(settings),
+        max_concurrency=settings.max_concurrency,
+        per_host_concurrency=settings.per_host_concurrency,
+        allowed_private_hosts=settings.allowed_private_host_set,
     )
 
 
@@ -99,12 +111,7 @@ class Daemon:
         self.ruleset = load_rules(settings.rules_dir)  # invalid rules at start-up: refuse to run
         self._signature = rules_signature(settings.rules_dir)
         self.store = store or Store.open(settings.database_url.get_secret_value())
-        self.fetcher = fetcher or Fetcher(
-            fetch_limits(settings),
-            max_concurrency=settings.max_concurrency,
-            per_host_concurrency=settings.per_host_concurrency,
-            allowed_private_hosts=settings.allowed_private_host_set,
-        )
+        self.fetcher = fetcher or make_fetcher(settings)
         self.channels = list(channels or [ConsoleChannel(settings.data_dir / "alerts.jsonl")])
         self.dispatcher = Dispatcher(self.store, self.channels, self.owner)
         self.rng = random.Random()

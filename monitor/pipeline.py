@@ -75,14 +75,12 @@ async def poll_feed(feed: FeedConfig, ctx: PollContext, now: datetime) -> PollRe
         )
     )
     if outcome.kind == "error":
-        error = outcome.error
-        return _record_failure(
-            feed, state, ctx, now, str(error), getattr(error, "kind", "error"), outcome
-        )
+        kind = outcome.error.kind if outcome.error else "error"
+        return _record_failure(poll, str(outcome.error), kind, outcome)
     if outcome.kind == "gone":
-        return _record_gone(feed, state, ctx, now, outcome)
+        return _record_gone(poll, outcome)
     if outcome.kind == "not_modified" or outcome.content_hash == state.content_hash:
-        return _record_unchanged(feed, state, ctx, now, outcome)
+        return _record_unchanged(poll, outcome)
 
     try:
         parsed = parse_feed(
@@ -215,9 +213,13 @@ def _record_failure(
     feed, state, ctx, now = poll.feed, poll.state, poll.ctx, poll.now
     failures = state.consecutive_failures + 1
     base = timedelta(seconds=state.interval_seconds or feed.interval.total_seconds())
-    delay = backoff_delay(failures, base=base, ceiling=ctx.backoff_ceiling, rng=ctx.rng)
-    if outcome is not None and outcome.retry_after is not None:
-        delay = max(delay, outcome.retry_after)
+    delay = backoff_delay(
+        failures,
+        base=base,
+        ceiling=ctx.backoff_ceiling,
+        rng=ctx.rng,
+        retry_after=outcome.retry_after if outcome else None,
+    )
     log.warning(
         "poll failed feed=%s kind=%s failures=%d error=%s", feed.name, kind, failures, message
     )
