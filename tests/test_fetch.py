@@ -18,7 +18,6 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
-from feedserver import MIB, FeedServer, Route, brotli_bomb, deflate_bomb, endless, gzip_bomb
 
 from monitor.fetch import (
     Fetcher,
@@ -31,6 +30,7 @@ from monitor.fetch import (
     parse_retry_after,
     ttl_interval,
 )
+from tests.feedserver import MIB, FeedServer, Route, brotli_bomb, deflate_bomb, endless, gzip_bomb
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 UA = "wire-monitor/test (+https://example.org/wire-monitor)"

@@ -1,0 +1,183 @@
+"""`monitor run` as an operator runs it: real processes, a real feed server, real signals."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_settings
+from monitor.daemon import Daemon
+from tests.feedserver import FeedServer, Route
+
+RULES = """
+rules:
+  - id: drones
+    severity: high
+    query: 'drone*'
+"""
+
+
+def rss(*titles: str) -> bytes:
+    now = datetime.now(UTC)
+    items = "".join(
+        f"<item><guid>{t}</guid><title>{t}</title><link>https://n.example.org/{abs(hash(t))}</link>"
+        f"<pubDate>{format_datetime(now - timedelta(minutes=n))}</pubDate></item>"
+        for n, t in enumerate(titles)
+    )
+    return f'<rss version="2.0"><channel><title>T</title>{items}</channel></rss>'.encode()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FeedServer]:
+    with FeedServer() as running:
+        yield running
+
+
+def workspace(tmp_path: Path, feeds: list[str]) -> dict[str, str]:
+    """A rules dir and data dir; the environment a `monitor` process runs with."""
+    rules = tmp_path / "rules"
+    rules.mkdir(exist_ok=True)
+    (rules / "desk.yaml").write_text(RULES)
+    listed = "".join(f"  - url: {url}\n    name: feed{n}\n" for n, url in enumerate(feeds))
+    (rules / "feeds.yaml").write_text(f"defaults: {{interval: 1m}}\nfeeds:\n{listed}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    env.update(
+        MONITOR_RULES_DIR=str(rules),
+        MONITOR_DATA_DIR=str(tmp_path / "data"),
+        MONITOR_DATABASE_URL=f"sqlite:///{tmp_path / 'data' / 'monitor.db'}",
+        MONITOR_FETCH_TIMEOUT="5s",
+        MONITOR_CONNECT_TIMEOUT="2s",
+        MONITOR_HTTP_LISTEN="",
+    )
+    return env
+
+
+def monitor(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_run_once_polls_every_feed_and_delivers(server: FeedServer, tmp_path: Path) -> None:
+    server.routes["/a"] = Route(body=rss("Parliament sits"))
+    server.routes["/b"] = Route(body=rss("Weather"))
+    env = workspace(tmp_path, [server.url("/a"), server.url("/b")])
+    first = monitor("run", "--once", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "feed0: new (1 new, 0 alerts)" in first.stdout
+    assert "feed1: new (1 new, 0 alerts)" in first.stdout
+
+    server.routes["/a"] = Route(body=rss("Drone strike reported", "Parliament sits"))
+    second = monitor("run", "--once", env=env)
+    assert second.returncode == 0, second.stderr
+    assert "feed0: new (1 new, 1 alerts)" in second.stdout
+    assert "delivered 1 alert(s)" in second.stdout
+    lines = (tmp_path / "data" / "alerts.jsonl").read_text().splitlines()
+    assert [json.loads(line)["title"] for line in lines] == ["Drone strike reported"]
+
+    third = monitor("run", "--once", env=env)
+    assert "delivered 0 alert(s)" in third.stdout
+
+
+@pytest.mark.slow
+def test_sigterm_stops_within_ten_seconds_with_exit_0(server: FeedServer, tmp_path: Path) -> None:
+    server.routes["/slow"] = Route(body=rss("x") * 50, drip=0.5)  # an in-flight poll at stop
+    env = workspace(tmp_path, [server.url("/slow")])
+    env["MONITOR_FETCH_TIMEOUT"] = "60s"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run"], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not server.received("/slow") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.received("/slow"), "the daemon never polled"
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=15)
+        assert process.returncode == 0, err
+        assert time.monotonic() - started < 10
+        assert "stopping (SIGTERM)" in err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_offline_feeds_fail_back_off_and_the_daemon_keeps_running(tmp_path: Path) -> None:
+    env = workspace(tmp_path, ["http://127.0.0.1:9/feed"])  # nothing listens on port 9
+    process = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run"], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(4)
+        assert process.poll() is None, "the daemon died"
+        status = monitor("status", env={**env, "COLUMNS": "250"})
+        assert status.returncode == 0, status.stderr
+        assert "backing off" in status.stdout
+        assert "cannot connect" in status.stdout
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=15)
+    assert process.returncode == 0
+
+
+def test_invalid_rule_edit_keeps_the_last_valid_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = workspace(tmp_path, [])
+    for key, value in env.items():
+        if key.startswith("MONITOR_"):
+            monkeypatch.setenv(key, value)
+    daemon = Daemon(load_settings())
+    assert [r.id for r in daemon.ruleset.rules] == ["drones"]
+    rules_file = tmp_path / "rules" / "desk.yaml"
+
+    rules_file.write_text(RULES + "  - id: broken\n    query: 'drone AND ('\n")
+    with caplog.at_level(logging.ERROR, logger="monitor.daemon"):
+        assert daemon.reload_if_changed() is False
+    assert [r.id for r in daemon.ruleset.rules] == ["drones"]
+    assert any(f"{rules_file}:" in rec.getMessage() for rec in caplog.records)
+
+    rules_file.write_text(RULES + "  - id: treaty\n    query: '\"defence treaty\"'\n")
+    os.utime(rules_file, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+    assert daemon.reload_if_changed() is True
+    assert [r.id for r in daemon.ruleset.rules] == ["drones", "treaty"]
+    daemon.store.close()
+
+
+def test_feeds_yaml_edits_reach_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = workspace(tmp_path, ["http://127.0.0.1:9/one"])
+    for key, value in env.items():
+        if key.startswith("MONITOR_"):
+            monkeypatch.setenv(key, value)
+    daemon = Daemon(load_settings())
+    feeds_file = tmp_path / "rules" / "feeds.yaml"
+    feeds_file.write_text(
+        feeds_file.read_text() + "  - url: http://127.0.0.1:9/two\n    name: two\n"
+    )
+    os.utime(feeds_file, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+    assert daemon.reload_if_changed() is True
+    assert {f.url for f in daemon.store.all_feeds() if f.enabled} == {
+        "http://127.0.0.1:9/one",
+        "http://127.0.0.1:9/two",
+    }
+    daemon.store.close()

@@ -1,0 +1,327 @@
+"""`poll_feed` against a real HTTP server on 127.0.0.1 whose feeds change over time."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.alerts import ConsoleChannel, Dispatcher, route
+from monitor.fetch import Fetcher, FetchLimits
+from monitor.pipeline import PollContext, adapt_interval, is_recent, poll_feed
+from monitor.rules import FeedConfig, load_rules
+from monitor.schema import Article
+from monitor.store import Store, alerts, deliveries
+from tests.feedserver import FeedServer, Route, gzip_bomb
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+RULES = """
+rules:
+  - id: drones
+    severity: high
+    query: 'drone* OR "loitering munition"'
+"""
+
+
+def rss(*items: tuple[str, str, datetime], ttl: int | None = None) -> bytes:
+    """An RSS 2.0 document with items (guid, title, published)."""
+    body = "".join(
+        f"<item><guid>{guid}</guid><title>{title}</title>"
+        f"<link>https://news.example.org/{guid}</link>"
+        f"<pubDate>{format_datetime(published)}</pubDate></item>"
+        for guid, title, published in items
+    )
+    ttl_tag = f"<ttl>{ttl}</ttl>" if ttl else ""
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Test</title>'
+        f"<link>https://news.example.org/</link>{ttl_tag}{body}</channel></rss>"
+    ).encode()
+
+
+OLD = ("old-1", "Parliament debates budget", NOW - timedelta(hours=3))
+OLD_DRONE = ("old-2", "Drone maker expands factory", NOW - timedelta(hours=2))
+NEW_DRONE = ("new-1", "Kamikaze drones hit depot", NOW - timedelta(minutes=5))
+NEW_PLAIN = ("new-2", "Football club wins cup", NOW - timedelta(minutes=4))
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FeedServer]:
+    with FeedServer(hosts=("127.0.0.1", "127.0.0.2")) as running:
+        yield running
+
+
+@dataclass
+class Harness:
+    """A store, a fetcher and rules wired as the daemon wires them."""
+
+    server: FeedServer
+    store: Store
+    fetcher: Fetcher
+    rules_dir: Path
+    jsonl: Path
+    db_url: str
+    limits: FetchLimits
+
+    def feed(self, path: str, **options: object) -> FeedConfig:
+        config = FeedConfig(url=self.server.url(path), name=path.strip("/"), **options)  # type: ignore[arg-type]
+        self.store.sync_feeds([(config.url, config.name, True)], NOW)
+        return config
+
+    def context(self) -> PollContext:
+        ruleset = load_rules(self.rules_dir)
+        channel = ConsoleChannel(self.jsonl, stream=open(self.jsonl.with_suffix(".log"), "a"))  # noqa: SIM115
+        return PollContext(
+            store=self.store,
+            fetcher=self.fetcher,
+            rules=ruleset,
+            route=lambda rule: route(rule.notify, [channel]),
+            rng=random.Random(1),
+        )
+
+    def restart(self) -> None:
+        """What a daemon restart does to state: a new connection to the same database."""
+        self.store.close()
+        self.store = Store.open(self.db_url)
+
+    def alert_count(self) -> int:
+        return self.store.count(alerts)
+
+
+@pytest.fixture
+async def harness(server: FeedServer, tmp_path: Path) -> AsyncIterator[Harness]:
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "desk.yaml").write_text(RULES)
+    (rules_dir / "feeds.yaml").write_text("feeds: []\n")
+    db_url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    limits = FetchLimits(
+        max_bytes=1024 * 1024, deadline=2.0, connect_timeout=2.0, user_agent="test"
+    )
+    fetcher = Fetcher(limits, max_concurrency=10, per_host_concurrency=4)
+    harness = Harness(
+        server, Store.open(db_url), fetcher, rules_dir, tmp_path / "alerts.jsonl", db_url, limits
+    )
+    yield harness
+    await fetcher.aclose()
+    harness.store.close()
+
+
+async def test_first_poll_records_the_backlog_and_new_items_alert_once(harness: Harness) -> None:
+    harness.server.routes["/desk"] = Route(body=rss(OLD, OLD_DRONE))
+    feed = harness.feed("/desk")
+    first = await poll_feed(feed, harness.context(), NOW)
+    assert (first.outcome, first.new_items, first.matches, first.alerts) == ("new", 2, 1, 0)
+
+    harness.server.routes["/desk"] = Route(body=rss(NEW_DRONE, NEW_PLAIN, OLD, OLD_DRONE))
+    second = await poll_feed(feed, harness.context(), NOW + timedelta(minutes=5))
+    assert (second.new_items, second.matches, second.alerts) == (2, 1, 1)
+
+    third = await poll_feed(feed, harness.context(), NOW + timedelta(minutes=10))
+    assert third.new_items == 0
+    assert harness.alert_count() == 1
+
+
+async def test_alert_on_first_poll_when_the_feed_asks_for_it(harness: Harness) -> None:
+    harness.server.routes["/eager"] = Route(body=rss(NEW_DRONE))
+    report = await poll_feed(
+        harness.feed("/eager", alert_on_first_poll=True), harness.context(), NOW
+    )
+    assert report.alerts == 1
+
+
+async def test_items_older_than_max_age_never_alert(harness: Harness) -> None:
+    harness.server.routes["/age"] = Route(body=rss(OLD))
+    feed = harness.feed("/age", max_age="1h")
+    await poll_feed(feed, harness.context(), NOW)
+    stale = ("stale", "Drone story from last week", NOW - timedelta(days=7))
+    harness.server.routes["/age"] = Route(body=rss(stale, NEW_DRONE, OLD))
+    report = await poll_feed(feed, harness.context(), NOW + timedelta(minutes=1))
+    assert (report.new_items, report.matches, report.alerts) == (2, 2, 1)
+
+
+async def test_restart_keeps_state_nothing_realerted_nothing_missed(harness: Harness) -> None:
+    harness.server.routes["/restart"] = Route(body=rss(OLD))
+    feed = harness.feed("/restart")
+    await poll_feed(feed, harness.context(), NOW)
+    harness.server.routes["/restart"] = Route(body=rss(NEW_DRONE, OLD))
+    await poll_feed(feed, harness.context(), NOW + timedelta(minutes=5))
+    assert harness.alert_count() == 1
+
+    harness.restart()
+    later = ("new-3", "Loitering munition shown at parade", NOW + timedelta(minutes=8))
+    harness.server.routes["/restart"] = Route(body=rss(later, NEW_DRONE, OLD))
+    report = await poll_feed(feed, harness.context(), NOW + timedelta(minutes=10))
+    assert (report.new_items, report.alerts) == (1, 1)
+    assert harness.alert_count() == 2
+
+
+async def test_304_and_unchanged_bodies_skip_parsing(harness: Harness) -> None:
+    harness.server.routes["/etag"] = Route(body=rss(OLD), etag='"v1"')
+    feed = harness.feed("/etag")
+    await poll_feed(feed, harness.context(), NOW)
+    report = await poll_feed(feed, harness.context(), NOW + timedelta(minutes=5))
+    assert (report.outcome, report.status, report.items) == ("not_modified", 304, 0)
+    assert harness.server.received("/etag")[-1].headers["if-none-match"] == '"v1"'
+
+    harness.server.routes["/same"] = Route(body=rss(OLD))  # no validators: the hash decides
+    feed = harness.feed("/same")
+    await poll_feed(feed, harness.context(), NOW)
+    report = await poll_feed(feed, harness.context(), NOW + timedelta(minutes=5))
+    assert (report.outcome, report.items) == ("unchanged", 0)
+
+
+async def test_reordered_or_reserved_old_items_are_not_new(harness: Harness) -> None:
+    harness.server.routes["/order"] = Route(body=rss(OLD, OLD_DRONE, NEW_PLAIN))
+    feed = harness.feed("/order")
+    await poll_feed(feed, harness.context(), NOW)
+    harness.server.routes["/order"] = Route(body=rss(NEW_PLAIN, OLD_DRONE, OLD))
+    report = await poll_feed(feed, harness.context(), NOW + timedelta(minutes=5))
+    assert report.new_items == 0
+    # an item that left the feed and comes back (a re-served old item) is not new either
+    harness.server.routes["/order"] = Route(body=rss(OLD))
+    await poll_feed(feed, harness.context(), NOW + timedelta(minutes=10))
+    harness.server.routes["/order"] = Route(body=rss(OLD_DRONE, OLD))
+    report = await poll_feed(feed, harness.context(), NOW + timedelta(minutes=15))
+    assert (report.new_items, report.alerts) == (0, 0)
+
+
+async def test_failures_back_off_and_keep_what_was_seen(harness: Harness) -> None:
+    harness.server.routes["/flaky"] = Route(body=rss(OLD, OLD_DRONE))
+    feed = harness.feed("/flaky", interval="1m")
+    await poll_feed(feed, harness.context(), NOW)
+    harness.server.routes["/flaky"] = Route(status=500, body=b"oops")
+    delays = []
+    for n in range(4):
+        now = NOW + timedelta(hours=n)
+        report = await poll_feed(feed, harness.context(), now)
+        assert report.outcome == "error" and report.next_poll_at is not None
+        delays.append(report.next_poll_at - now)
+    state = harness.store.feed(feed.url)
+    assert state is not None and state.consecutive_failures == 4
+    assert "500" in (state.last_error or "")
+    assert delays[-1] > delays[0]
+    assert all(d <= timedelta(hours=6) for d in delays)
+
+    harness.server.routes["/flaky"] = Route(body=rss(OLD, OLD_DRONE))
+    report = await poll_feed(feed, harness.context(), NOW + timedelta(hours=5))
+    assert (report.outcome, report.new_items) in (("new", 0), ("unchanged", 0))
+    state = harness.store.feed(feed.url)
+    assert state is not None and state.consecutive_failures == 0
+
+
+async def test_retry_after_is_honoured(harness: Harness) -> None:
+    harness.server.routes["/busy"] = Route(status=429, headers={"Retry-After": "1800"})
+    report = await poll_feed(harness.feed("/busy"), harness.context(), NOW)
+    assert report.next_poll_at is not None
+    assert report.next_poll_at - NOW >= timedelta(minutes=30)
+
+
+async def test_ttl_is_a_lower_bound_unless_the_desk_opts_out(harness: Harness) -> None:
+    harness.server.routes["/ttl"] = Route(body=rss(OLD, ttl=30))
+    report = await poll_feed(harness.feed("/ttl", interval="1m"), harness.context(), NOW)
+    assert report.next_poll_at is not None and report.next_poll_at - NOW >= timedelta(minutes=27)
+    harness.server.routes["/fast"] = Route(body=rss(OLD, ttl=30))
+    feed = harness.feed("/fast", interval="1m", respect_cache_hints=False)
+    report = await poll_feed(feed, harness.context(), NOW)
+    assert report.next_poll_at is not None and report.next_poll_at - NOW < timedelta(minutes=5)
+
+
+async def test_permanent_redirect_updates_the_stored_url(harness: Harness) -> None:
+    harness.server.routes["/moved"] = Route.redirect(301, harness.server.url("/new-home"))
+    harness.server.routes["/new-home"] = Route(body=rss(OLD))
+    feed = harness.feed("/moved")
+    await poll_feed(feed, harness.context(), NOW)
+    state = harness.store.feed(feed.url)
+    assert state is not None and state.fetch_url == harness.server.url("/new-home")
+    before = len(harness.server.received("/moved"))
+    await poll_feed(feed, harness.context(), NOW + timedelta(minutes=5))
+    assert len(harness.server.received("/moved")) == before
+
+
+async def test_410_disables_the_feed_and_says_so(harness: Harness) -> None:
+    harness.server.routes["/gone"] = Route(status=410)
+    feed = harness.feed("/gone")
+    report = await poll_feed(feed, harness.context(), NOW)
+    assert report.outcome == "gone"
+    state = harness.store.feed(feed.url)
+    assert state is not None and state.disabled_reason == "410 Gone"
+    assert "410" in (state.last_error or "")
+    assert harness.store.claim_due_feeds("me", NOW + timedelta(days=1), timedelta(minutes=1)) == []
+
+
+async def test_redirect_to_another_loopback_address_is_refused(harness: Harness) -> None:
+    harness.server.routes["/hop"] = Route.redirect(302, harness.server.url("/inside", "127.0.0.2"))
+    harness.server.routes["/inside"] = Route(body=rss(NEW_DRONE))
+    report = await poll_feed(harness.feed("/hop"), harness.context(), NOW)
+    assert report.outcome == "error"
+    assert harness.server.received("/inside") == []
+
+
+@pytest.mark.slow
+async def test_slow_server_is_cut_off_at_the_deadline(harness: Harness) -> None:
+    harness.server.routes["/drip"] = Route(body=rss(OLD) * 10, drip=1.0)
+    report = await poll_feed(harness.feed("/drip"), harness.context(), NOW)
+    assert report.outcome == "error" and "within" in (report.error or "")
+    assert report.elapsed < harness.limits.deadline + 1.0
+
+
+async def test_byte_limit_after_decompression(harness: Harness) -> None:
+    harness.server.routes["/bomb"] = Route(
+        headers={"Content-Encoding": "gzip"}, stream=lambda: gzip_bomb(64 * 1024 * 1024)
+    )
+    report = await poll_feed(harness.feed("/bomb"), harness.context(), NOW)
+    assert report.outcome == "error" and "exceeds" in (report.error or "")
+
+
+async def test_a_parse_error_is_an_error_on_that_feed(harness: Harness) -> None:
+    harness.server.routes["/html"] = Route(body=b"<!DOCTYPE html><html><body>hi</body></html>")
+    report = await poll_feed(harness.feed("/html"), harness.context(), NOW)
+    assert report.outcome == "error" and "HTML page" in (report.error or "")
+
+
+async def test_queued_alerts_are_delivered_to_the_console_channel(harness: Harness) -> None:
+    harness.server.routes["/deliver"] = Route(body=rss(OLD))
+    feed = harness.feed("/deliver")
+    context = harness.context()
+    await poll_feed(feed, context, NOW)
+    harness.server.routes["/deliver"] = Route(body=rss(NEW_DRONE, OLD))
+    await poll_feed(feed, context, NOW + timedelta(minutes=1))
+    channel = ConsoleChannel(harness.jsonl, stream=open(harness.jsonl.with_suffix(".out"), "w"))  # noqa: SIM115
+    dispatcher = Dispatcher(harness.store, [channel], owner="test")
+    assert await dispatcher.deliver_due(NOW + timedelta(minutes=1)) == (1, 1)
+    assert await dispatcher.deliver_due(NOW + timedelta(minutes=2)) == (0, 0)
+    lines = harness.jsonl.read_text().splitlines()
+    assert len(lines) == 1 and "Kamikaze drones hit depot" in lines[0]
+    assert harness.store.outbox_counts() == {"sent": 1}
+    assert harness.store.count(deliveries) == 1
+
+
+# --- pure scheduling decisions ---------------------------------------------------------------
+
+
+def test_busy_feeds_are_polled_more_often_within_bounds() -> None:
+    busy = [NOW - timedelta(minutes=10 * n) for n in range(12)]
+    quiet = [NOW - timedelta(hours=10), NOW - timedelta(hours=20)]
+    bounds = {"min_interval": timedelta(minutes=1), "max_interval": timedelta(hours=1)}
+    fast = adapt_interval(timedelta(minutes=5), published=busy, new_count=1, now=NOW, **bounds)
+    slow = adapt_interval(timedelta(minutes=5), published=quiet, new_count=0, now=NOW, **bounds)
+    assert fast == timedelta(minutes=5)  # one item every 10 minutes: two polls per item
+    assert slow == timedelta(hours=1)  # clamped to max_interval
+    undated = adapt_interval(timedelta(minutes=8), published=[], new_count=0, now=NOW, **bounds)
+    assert undated == timedelta(minutes=10)
+
+
+def test_is_recent() -> None:
+    base = {"id": "x", "feed": "f", "feed_url": "u", "fetched_at": NOW}
+    fresh = Article.model_validate({**base, "published": NOW - timedelta(hours=1)})
+    stale = Article.model_validate({**base, "published": NOW - timedelta(days=3)})
+    undated = Article.model_validate(base)
+    assert is_recent(fresh, timedelta(days=2), NOW)
+    assert not is_recent(stale, timedelta(days=2), NOW)
+    assert is_recent(undated, timedelta(days=2), NOW)
