@@ -35,7 +35,7 @@ from monitor.config import Settings
 from monitor.errors import RuleError
 from monitor.fetch import Fetcher, FetchLimits
 from monitor.pipeline import PollContext, PollReport, poll_feed
-from monitor.rules import FeedConfig, Rule, load_rules
+from monitor.rules import FeedConfig, Rule, RuleSet, load_rules
 from monitor.store import Store
 
 log = logging.getLogger("monitor.daemon")
@@ -108,7 +108,7 @@ class Daemon:
         self.settings = settings
         self.clock = clock
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
-        self.ruleset = load_rules(settings.rules_dir)  # invalid rules at start-up: refuse to run
+        self.ruleset = self._load_rules()  # invalid rules at start-up: refuse to run
         self._signature = rules_signature(settings.rules_dir)
         self.store = store or Store.open(settings.database_url.get_secret_value())
         self.fetcher = fetcher or make_fetcher(settings)
@@ -131,6 +131,17 @@ class Daemon:
             backoff_ceiling=self.settings.backoff_ceiling,
             rng=self.rng,
         )
+
+    def _load_rules(self) -> RuleSet:
+        """The rules, with ``MONITOR_DEFAULT_INTERVAL`` for feeds whose file sets no interval."""
+        ruleset = load_rules(self.settings.rules_dir)
+        ruleset.feeds.feeds = [
+            feed
+            if "interval" in feed.model_fields_set
+            else feed.model_copy(update={"interval": self.settings.default_interval})
+            for feed in ruleset.feeds.feeds
+        ]
+        return ruleset
 
     def _route(self, rule: Rule) -> list[str]:
         return route(rule.notify, self.channels)
@@ -192,7 +203,7 @@ class Daemon:
             return False
         self._signature = signature
         try:
-            ruleset = load_rules(self.settings.rules_dir)
+            ruleset = self._load_rules()
         except RuleError as exc:
             for problem in exc.problems:
                 log.error("rules not reloaded: %s", problem)

@@ -181,3 +181,20 @@ def test_feeds_yaml_edits_reach_the_store(tmp_path: Path, monkeypatch: pytest.Mo
         "http://127.0.0.1:9/two",
     }
     daemon.store.close()
+
+
+def test_default_interval_applies_where_feeds_yaml_sets_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = workspace(tmp_path, [])
+    (tmp_path / "rules" / "feeds.yaml").write_text(
+        "feeds:\n  - url: http://127.0.0.1:9/a\n  - url: http://127.0.0.1:9/b\n    interval: 7m\n"
+    )
+    for key, value in env.items():
+        if key.startswith("MONITOR_"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MONITOR_DEFAULT_INTERVAL", "2m")
+    daemon = Daemon(load_settings())
+    intervals = [f.interval for f in daemon.ruleset.feeds.feeds]
+    assert intervals == [timedelta(minutes=2), timedelta(minutes=7)]
+    daemon.store.close()
