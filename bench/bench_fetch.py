@@ -161,4 +161,15 @@ def run() -> str:
             f"| {name} | {full.polls_per_s:,.0f} | {full.cpu_ms_per_poll:.2f} | "
             f"{cond.polls_per_s:,.0f} | {cond.cpu_ms_per_poll:.2f} |"
         )
+    lines += [
+        "",
+        "The poller is one asyncio thread, so its figures are for one core (the farm has the "
+        "other). Why the layouts differ: httpcore scans its whole pool on every request, so one "
+        "client holding ~100 keep-alive connections pays for all of them each time (PITFALLS 9); "
+        "a client per host keeps every pool at the per-host limit. Two fixes this benchmark "
+        "found: without `sniffio` installed httpcore retries a failing import on every request, "
+        "and a 304 (or redirect) whose empty body is not read makes httpcore drop the connection, "
+        "so every conditional poll paid for a new TCP connection; `sniffio` is now a dependency "
+        "and `Fetcher` drains small bodies.",
+    ]
     return "\n".join(lines) + "\n"

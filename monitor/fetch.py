@@ -20,12 +20,17 @@ Public surface::
     parse_retry_after(value, now) -> timedelta | None      seconds or HTTP-date
     parse_max_age(cache_control, age=None) -> timedelta | None
     is_public_address(address) -> bool
+    content_hash(body) -> str                              blake2b, 128 bits, hex
+    system_resolver(host) -> list[str]                     the default resolver
 
 ``Fetcher.fetch`` never raises for a feed-level problem: a dead host, a slow drip, a bomb, a
 refused redirect all come back as ``FetchOutcome(kind="error", error=FetchError(..., kind=...))``
-with a stable ``kind`` label for metrics and ``monitor status``. Only bugs and cancellation
-propagate. Settings are not imported here (layering, SPEC section 9): the CLI and the daemon
-build ``FetchLimits`` from them.
+with a stable ``kind`` label for metrics and ``monitor status``: ``url`` (not fetchable),
+``dns``, ``connect``, ``timeout`` (a read went silent), ``deadline`` (the whole fetch took too
+long), ``too_large``, ``encoding``, ``protocol``, ``http`` (other transport errors),
+``http_status`` (an answer other than 200/304/410), ``redirect_refused``, ``redirect_loop``,
+``redirect_limit``. Only bugs and cancellation propagate. Settings are not imported here
+(layering, SPEC section 9): the CLI and the daemon build ``FetchLimits`` from them.
 
 What a fetch does, in order:
 
@@ -699,7 +704,9 @@ def _location(response: httpx.Response) -> httpx.URL:
     location = response.headers.get("location")
     if not location:
         raise FetchError(
-            f"HTTP {response.status_code} without Location", kind="http_status", status=None
+            f"HTTP {response.status_code} without Location",
+            kind="http_status",
+            status=response.status_code,
         )
     try:
         target = response.url.join(location)
