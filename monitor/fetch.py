@@ -11,7 +11,7 @@ Public surface::
     FetchOutcome(kind, url, status, body, content_type, etag, last_modified, moved_to,
                  retry_after, cache_max_age, error, elapsed, content_hash)
     Fetcher(limits, *, max_concurrency, per_host_concurrency, allowed_private_hosts=frozenset(),
-            transport=None, resolver=None, layout="sharded", shards=DEFAULT_SHARDS)
+            transport=None, resolver=None, layout="per_host", shards=DEFAULT_SHARDS)
         async with Fetcher(...) as fetcher: outcome = await fetcher.fetch(request)
     backoff_delay(consecutive_failures, *, base, ceiling, rng, retry_after=None) -> timedelta
     next_interval(base, *, cache_max_age, ttl, respect_cache_hints, min_interval,
@@ -20,12 +20,17 @@ Public surface::
     parse_retry_after(value, now) -> timedelta | None      seconds or HTTP-date
     parse_max_age(cache_control, age=None) -> timedelta | None
     is_public_address(address) -> bool
+    content_hash(body) -> str                              blake2b, 128 bits, hex
+    system_resolver(host) -> list[str]                     the default resolver
 
 ``Fetcher.fetch`` never raises for a feed-level problem: a dead host, a slow drip, a bomb, a
 refused redirect all come back as ``FetchOutcome(kind="error", error=FetchError(..., kind=...))``
-with a stable ``kind`` label for metrics and ``monitor status``. Only bugs and cancellation
-propagate. Settings are not imported here (layering, SPEC section 9): the CLI and the daemon
-build ``FetchLimits`` from them.
+with a stable ``kind`` label for metrics and ``monitor status``: ``url`` (not fetchable),
+``dns``, ``connect``, ``timeout`` (a read went silent), ``deadline`` (the whole fetch took too
+long), ``too_large``, ``encoding``, ``protocol``, ``http`` (other transport errors),
+``http_status`` (an answer other than 200/304/410), ``redirect_refused``, ``redirect_loop``,
+``redirect_limit``. Only bugs and cancellation propagate. Settings are not imported here
+(layering, SPEC section 9): the CLI and the daemon build ``FetchLimits`` from them.
 
 What a fetch does, in order:
 
@@ -71,12 +76,14 @@ ACCEPT = (
 ACCEPT_ENCODING = "gzip, deflate, br"
 READ_CHUNK = 64 * 1024
 MAX_REDIRECTS = 5
+#: Bodies of 304s, redirects and errors up to this size are read only to keep the connection.
+DRAIN_LIMIT = 64 * 1024
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECTS = frozenset({301, 308})
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 #: Headers that carry credentials: never forwarded when a redirect leaves the origin.
 CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
-#: Measured best layout on the benchmark (docs/benchmarks.md, "Fetching").
+#: Clients of the "sharded" layout.
 DEFAULT_SHARDS = 8
 #: Idle keep-alive connections are cheap to keep for the rest of a polling round.
 KEEPALIVE_EXPIRY = 15.0
@@ -85,6 +92,8 @@ OutcomeKind = Literal["ok", "not_modified", "gone", "error"]
 _KIND_OF_STATUS: dict[int, OutcomeKind] = {200: "ok", 304: "not_modified", 410: "gone"}
 ClientLayout = Literal["single", "per_host", "sharded"]
 Resolver = Callable[[str], Awaitable[list[str]]]
+#: The layout measured fastest by `python -m bench fetch` (docs/benchmarks.md, "Fetching").
+DEFAULT_LAYOUT: ClientLayout = "per_host"
 
 
 @dataclass(frozen=True)
@@ -372,6 +381,11 @@ async def read_bounded(response: httpx.Response, max_bytes: int) -> bytes:
     too_large = FetchError(
         f"body exceeds {max_bytes} bytes after decompression", kind="too_large", status=200
     )
+    if response.is_stream_consumed:
+        # Built in memory (httpx.MockTransport, respx): httpx has read and decoded it already.
+        if len(response.content) > max_bytes:
+            raise too_large
+        return response.content
     encoding = response.headers.get("content-encoding")
     declared = response.headers.get("content-length", "")
     if not encoding and declared.isdigit() and int(declared) > max_bytes:
@@ -412,8 +426,11 @@ class _Clients:
 
     httpcore scans its whole pool under a lock on every request, so one client holding
     hundreds of keep-alive connections costs milliseconds of CPU per request (PITFALLS 9).
-    ``sharded`` spreads hosts over a few clients by a stable hash; ``per_host`` gives each
-    host its own client; ``single`` is the naive layout, kept for the benchmark.
+    ``per_host`` (the default, fastest in the benchmark) gives each host its own client with a
+    pool of ``per_host_concurrency``: a pool never holds more connections than one host may use.
+    ``sharded`` spreads hosts over a few clients by a stable hash; ``single`` is the naive
+    layout, kept for the benchmark. Clients are created on first use and live until ``aclose``;
+    an idle one holds no connection after ``KEEPALIVE_EXPIRY``.
     """
 
     def __init__(
@@ -502,7 +519,7 @@ class Fetcher:
         allowed_private_hosts: frozenset[str] = frozenset(),
         transport: httpx.AsyncBaseTransport | None = None,
         resolver: Resolver | None = None,
-        layout: ClientLayout = "sharded",
+        layout: ClientLayout = DEFAULT_LAYOUT,
         shards: int = DEFAULT_SHARDS,
     ) -> None:
         self.limits = limits
@@ -641,9 +658,10 @@ class Fetcher:
                 hop = _Hop(url, response.status_code, response.headers)
                 if hop.status in REDIRECT_STATUSES:
                     hop.location = _location(response)
-                elif hop.status == 200:
+                if hop.status == 200:
                     hop.body = await read_bounded(response, self.limits.max_bytes)
-                # Other bodies (errors, 304) are not read: closing the stream discards them.
+                else:
+                    await _drain(response)
                 return hop
         except httpx.ConnectTimeout:
             raise FetchError(
@@ -659,6 +677,22 @@ class Fetcher:
             raise FetchError(f"{type(exc).__name__}: {exc}", kind="http") from None
 
 
+async def _drain(response: httpx.Response, limit: int = DRAIN_LIMIT) -> None:
+    """Read and drop a small body (304, redirect, error page) so the connection can be reused.
+
+    httpcore closes a connection whose response was not read to the end; for a 304 that is an
+    empty read, but skipping it cost a new TCP connection on every conditional poll. A body
+    beyond ``limit`` is not worth reading: the connection is closed instead.
+    """
+    if response.is_stream_consumed:  # built in memory: nothing on the wire to drain
+        return
+    size = 0
+    async for raw in response.aiter_raw(READ_CHUNK):
+        size += len(raw)
+        if size > limit:
+            return
+
+
 def _checked_url(url: httpx.URL) -> httpx.URL:
     if url.scheme not in ("http", "https") or not url.host:
         raise FetchError(f"{url}: only http(s) URLs with a host can be fetched", kind="url")
@@ -670,7 +704,9 @@ def _location(response: httpx.Response) -> httpx.URL:
     location = response.headers.get("location")
     if not location:
         raise FetchError(
-            f"HTTP {response.status_code} without Location", kind="http_status", status=None
+            f"HTTP {response.status_code} without Location",
+            kind="http_status",
+            status=response.status_code,
         )
     try:
         target = response.url.join(location)

@@ -8,9 +8,10 @@ over time is ``server.routes["/feed"] = Route(body=new_bytes, etag='"v2"')``).
 Each route is a `Route` (status, body, headers, delay before answering, a slow drip, a streamed
 body, validators that turn a matching conditional request into a 304) or a callable that builds
 one from the `Received` request. The server logs every request with its headers and counts
-concurrent requests overall and per Host, so tests can assert what the client sent and how many
-requests it had in flight. It binds the same ephemeral port on every loopback address given
-(on Linux all of 127/8 is loopback), so a redirect from 127.0.0.1 to 127.0.0.2 stays on it.
+connections and concurrent requests overall and per Host, so tests can assert what the client
+sent, how many requests it had in flight and whether it kept connections alive. It binds the
+same ephemeral port on every loopback address given (on Linux all of 127/8 is loopback), so a
+redirect from 127.0.0.1 to 127.0.0.2 stays on it.
 
 Every loop here is bounded: streamed bodies have a maximum size, drips a maximum length,
 connections a maximum number of requests and an idle timeout.
@@ -146,6 +147,7 @@ class FeedServer:
         self.active_by_host: Counter[str] = Counter()
         self.max_active_by_host: Counter[str] = Counter()
         self.bytes_sent: Counter[str] = Counter()
+        self.connections = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._servers: list[asyncio.Server] = []
@@ -162,6 +164,7 @@ class FeedServer:
         self.max_active = 0
         self.max_active_by_host.clear()
         self.bytes_sent.clear()
+        self.connections = 0
 
     def start(self) -> FeedServer:
         self._thread.start()
@@ -216,6 +219,7 @@ class FeedServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self.connections += 1
         local_host = writer.get_extra_info("sockname")[0]
         try:
             for _ in range(MAX_REQUESTS_PER_CONNECTION):

@@ -95,3 +95,16 @@ def test_config_error_exits_1() -> None:
     assert result.returncode == 1
     assert "MONITOR_LOG_FORMAT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_parse_url_fetches_over_http() -> None:
+    from feedserver import FeedServer, Route
+
+    with FeedServer() as server:
+        server.routes["/feed"] = Route(body=(FIXTURES / "rss20_wire.xml").read_bytes())
+        result = run_monitor("parse", server.url("/feed"))
+        missing = run_monitor("parse", server.url("/missing"))
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["title"] for line in result.stdout.splitlines()]
+    assert missing.returncode == 1
+    assert missing.stderr.count("\n") == 1 and "HTTP 404" in missing.stderr

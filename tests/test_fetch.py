@@ -91,6 +91,19 @@ async def test_first_request_is_unconditional_and_sends_user_agent_and_encodings
     assert "if-none-match" not in sent and "if-modified-since" not in sent
 
 
+async def test_connections_are_kept_alive_across_200_304_and_redirects(
+    server: FeedServer, fetcher: Fetcher
+) -> None:
+    """A 304 or redirect body left unread would cost a new connection on every poll."""
+    server.routes["/feed"] = Route(body=FEED, etag='"v1"')
+    server.routes["/old"] = Route.redirect(301, "/feed")
+    server.routes["/missing"] = Route(status=404, body=b"no such feed")
+    await fetcher.fetch(FetchRequest(server.url("/feed")))
+    for path in ("/feed", "/old", "/missing", "/feed"):
+        await fetcher.fetch(FetchRequest(server.url(path), etag='"v1"'))
+    assert len(server.requests) == 6 and server.connections == 1
+
+
 async def test_unchanged_body_gives_the_same_content_hash(
     server: FeedServer, fetcher: Fetcher
 ) -> None:
@@ -300,6 +313,20 @@ async def test_credentials_are_not_forwarded_to_another_host(server: FeedServer)
     first, second = server.received("/feed")[0], server.received("/next")[0]
     assert first.headers["authorization"] == "Bearer t"
     assert "authorization" not in second.headers and second.headers["x-keep"] == "1"
+
+
+async def test_a_mock_transport_is_a_seam_too() -> None:
+    """Bodies built in memory (MockTransport, respx) are taken as they are, still size-checked."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        size = 10 if request.url.path == "/small" else MIB + 1
+        return httpx.Response(200, content=b"x" * size)
+
+    async with make_fetcher(transport=httpx.MockTransport(answer)) as fetcher:
+        small = await fetcher.fetch(FetchRequest("https://feeds.example.com/small"))
+        big = await fetcher.fetch(FetchRequest("https://feeds.example.com/big"))
+    assert small.kind == "ok" and small.body == b"x" * 10
+    assert big.error is not None and big.error.kind == "too_large"
 
 
 @pytest.mark.parametrize(
