@@ -98,7 +98,7 @@ def test_config_error_exits_1() -> None:
 
 
 def test_parse_url_fetches_over_http() -> None:
-    from feedserver import FeedServer, Route
+    from tests.feedserver import FeedServer, Route
 
     with FeedServer() as server:
         server.routes["/feed"] = Route(body=(FIXTURES / "rss20_wire.xml").read_bytes())
