@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 #: Section modules in the order they appear in docs/benchmarks.md; each has `run() -> str`.
-SECTIONS = ["bench_parse", "bench_rules", "bench_fetch"]
+SECTIONS = ["bench_parse", "bench_rules", "bench_fetch", "bench_daemon"]
 OUTPUT = Path("docs/benchmarks.md")
 HEADER = """# Benchmarks
 

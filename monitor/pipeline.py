@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from monitor.dedupe import best_story, fingerprint_hashes, unique_by_identity
@@ -41,6 +42,10 @@ class PollContext:
     env: Mapping[str, str] = field(default_factory=dict)
     backoff_ceiling: timedelta = timedelta(hours=6)
     rng: random.Random = field(default_factory=random.Random)
+
+    @cached_property
+    def rules_by_id(self) -> dict[str, Rule]:
+        return {rule.id: rule for rule in self.rules.rules}
 
 
 @dataclass
@@ -144,7 +149,7 @@ def _new_item(poll: _Poll, article: Article, keys: list[str], may_alert: bool) -
     feed, ctx, now = poll.feed, poll.ctx, poll.now
     found = ctx.rules.matcher.match(article, feed.tags)
     alerting = may_alert and is_recent(article, feed.max_age, now)
-    rules = {rule.id: rule for rule in ctx.rules.rules}
+    rules = ctx.rules_by_id
     queued = [
         QueuedAlert(match=m, channels=ctx.route(rules[m.rule]))
         for m in found
