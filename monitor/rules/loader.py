@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from monitor.errors import RuleError
 from monitor.rules.compile import compile_rules, search_key
@@ -157,6 +157,10 @@ class _Loader:
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             reason = exc.problem or exc.context or "invalid YAML"
             self.problems.append(f"{name}:{line}:{col}: invalid YAML: {reason}")
+            return
+        except YAMLError as exc:  # e.g. a control character: the reader has no mark to give
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.problems.append(f"{name}:1:1: invalid YAML: {reason}")
             return
         doc = _Doc(name, root, text.splitlines())
         if root is None:

@@ -168,11 +168,22 @@ def make_term(text: str, offset: int, fields: frozenset[str] | None) -> Atom:
     return Term(body, prefix, fields, offset)
 
 
+#: How deeply groups, NOTs and field scopes may nest: far beyond what a person writes, well
+#: within what the recursive parser, the compiler and Python itself can take.
+MAX_NESTING = 40
+
+
 class _Parser:
     def __init__(self, query: str) -> None:
         self.query = query
         self.tokens = _lex(query)
         self.pos = 0
+        self.depth = 0
+
+    def deeper(self, offset: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise QueryError(f"nested more than {MAX_NESTING} levels deep", offset)
 
     def peek(self) -> _Tok | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -224,7 +235,10 @@ class _Parser:
         tok = self.peek()
         if tok is not None and tok.kind == "NOT":
             self.take()
-            return Not(self.unary(scope))
+            self.deeper(tok.offset)
+            node: Node = Not(self.unary(scope))
+            self.depth -= 1
+            return node
         return self.primary(scope)
 
     def primary(self, scope: frozenset[str] | None) -> Node:
@@ -233,7 +247,9 @@ class _Parser:
             raise QueryError("the query ends where a term was expected", len(self.query))
         if tok.kind == "(":
             self.take()
+            self.deeper(tok.offset)
             node = self.or_expr(scope)
+            self.depth -= 1
             close = self.peek()
             if close is None or close.kind != ")":
                 raise QueryError("unclosed parenthesis", tok.offset)
@@ -249,7 +265,10 @@ class _Parser:
             narrowed = frozenset({name}) if scope is None else scope & {name}
             if not narrowed:
                 raise QueryError(f"field '{name}' inside a scope that excludes it", tok.offset)
-            return self.primary(narrowed)
+            self.deeper(tok.offset)
+            scoped = self.primary(narrowed)
+            self.depth -= 1
+            return scoped
         if tok.kind in ("term", "entity"):
             self.take()
             text = "@" + tok.text if tok.kind == "entity" else tok.text
@@ -274,12 +293,14 @@ def parse_query(text: str) -> Node:
     return _Parser(text).parse()
 
 
-def parse_structured(spec: dict[str, Any]) -> Node:
+def parse_structured(spec: dict[str, Any], depth: int = 0) -> Node:
     """The structured form: ``{any|all|none: [items]}``, items strings or nested mappings.
 
     Each string is one term (several words make a phrase); keys of one mapping combine by AND.
     Raises ``StructureError`` naming the path of the bad item.
     """
+    if depth > MAX_NESTING:
+        raise StructureError(f"nested more than {MAX_NESTING} levels deep", ())
     parts: list[Node] = []
     for key in ("any", "all", "none"):
         if key not in spec:
@@ -287,7 +308,9 @@ def parse_structured(spec: dict[str, Any]) -> Node:
         items = spec[key]
         if not isinstance(items, list) or not items:
             raise StructureError(f"'{key}' needs a non-empty list", (key,))
-        children = tuple(_structured_item(item, (key, i)) for i, item in enumerate(items))
+        children = tuple(
+            _structured_item(item, (key, i), depth) for i, item in enumerate(items)
+        )
         if key == "any":
             parts.append(children[0] if len(children) == 1 else Or(children))
         elif key == "all":
@@ -308,7 +331,7 @@ class StructureError(ValueError):
         self.path = path
 
 
-def _structured_item(item: Any, path: tuple[str | int, ...]) -> Node:
+def _structured_item(item: Any, path: tuple[str | int, ...], depth: int) -> Node:
     if isinstance(item, str):
         try:
             return make_term(item, 0, None)
@@ -321,7 +344,7 @@ def _structured_item(item: Any, path: tuple[str | int, ...]) -> Node:
             hint = did_you_mean(key, ("any", "all", "none"))
             raise StructureError(f"unknown key '{key}'{hint}", (*path, key))
         try:
-            return parse_structured(item)
+            return parse_structured(item, depth + 1)
         except StructureError as exc:
             raise StructureError(exc.message, path + exc.path) from None
     if isinstance(item, int | float) and not isinstance(item, bool):
