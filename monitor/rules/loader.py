@@ -158,6 +158,9 @@ class _Loader:
             reason = exc.problem or exc.context or "invalid YAML"
             self.problems.append(f"{name}:{line}:{col}: invalid YAML: {reason}")
             return
+        except RecursionError:
+            self.problems.append(f"{name}:1:1: invalid YAML: nested too deeply to read")
+            return
         except YAMLError as exc:  # e.g. a control character: the reader has no mark to give
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self.problems.append(f"{name}:1:1: invalid YAML: {reason}")

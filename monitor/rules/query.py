@@ -308,9 +308,7 @@ def parse_structured(spec: dict[str, Any], depth: int = 0) -> Node:
         items = spec[key]
         if not isinstance(items, list) or not items:
             raise StructureError(f"'{key}' needs a non-empty list", (key,))
-        children = tuple(
-            _structured_item(item, (key, i), depth) for i, item in enumerate(items)
-        )
+        children = tuple(_structured_item(item, (key, i), depth) for i, item in enumerate(items))
         if key == "any":
             parts.append(children[0] if len(children) == 1 else Or(children))
         elif key == "all":
