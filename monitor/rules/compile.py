@@ -12,7 +12,8 @@ padded): a word or phrase is searched as `` word ``, so it only matches whole wo
 Korean (particles attach to nouns) as a bare substring.
 
 A rule becomes ``def _rN(p, x): return <expression>``, compiled in one batch: ``p`` is the set of
-"atoms" found (term id * 4 + field index, index 3 meaning any field), ``x`` the match context
+term ids found per field (``p[0]`` title, ``p[1]`` summary, ``p[2]`` content, ``p[3]`` any
+field: sets built at C speed from the automaton's output), ``x`` the match context
 for NEAR. Only integers and our own names are ever written into the generated source.
 """
 
@@ -127,12 +128,14 @@ class _Builder:
     def expr(self, node: Node, rule: Rule) -> str:
         if isinstance(node, Term | EntityRef):
             sids = self.atom_sids(node, rule)
-            atoms = frozenset(s * 4 + f for s in sids for f in self.mask(node, rule))
-            if not atoms:
+            if not sids:
                 return "False"
-            if len(atoms) == 1:
-                return f"({next(iter(atoms))} in p)"
-            return f"(not p.isdisjoint({self.const(atoms)}))"
+            if len(sids) == 1:
+                tests = [f"({next(iter(sids))} in p[{f}])" for f in self.mask(node, rule)]
+            else:
+                name = self.const(sids)
+                tests = [f"(not p[{f}].isdisjoint({name}))" for f in self.mask(node, rule)]
+            return tests[0] if len(tests) == 1 else "(" + " or ".join(tests) + ")"
         if isinstance(node, And):
             return "(" + " and ".join(self.expr(c, rule) for c in node.children) + ")"
         if isinstance(node, Or):
@@ -141,9 +144,9 @@ class _Builder:
             return f"(not {self.expr(node.child, rule)})"
         left_side = self.near_side(node.left, rule)
         right_side = self.near_side(node.right, rule)
-        # word positions are only computed when both sides were found in one field
+        # word positions are only computed when both sides were found
         guards = [
-            f"(not p.isdisjoint({self.const(frozenset(s * 4 + f for s, fs in side for f in fs))}))"
+            f"(not p[{ANY_FIELD}].isdisjoint({self.const(frozenset(s for s, _ in side))}))"
             for side in (left_side, right_side)
         ]
         left, right = self.const(left_side), self.const(right_side)

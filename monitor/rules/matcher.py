@@ -22,7 +22,7 @@ from operator import itemgetter
 from typing import Any
 
 from monitor.rules.detect import detect_language, primary_subtag
-from monitor.rules.explain import FieldText, lead_snippet, snippet
+from monitor.rules.explain import FieldText, construct, lead_snippet, snippet
 from monitor.rules.model import Rule
 from monitor.schema import FIELDS, Article, Hit, Match
 from monitor.text import TokenStream, fold
@@ -38,6 +38,7 @@ MAX_HITS_PER_TERM = 5
 
 Side = tuple[tuple[int, tuple[int, ...]], ...]
 ExplainedTerm = tuple[str, int, tuple[int, ...]]
+Present = tuple[set[int], set[int], set[int], set[int]]
 _SECOND = itemgetter(1)
 
 
@@ -46,7 +47,7 @@ class CompiledRule:
     """A rule with its compiled test and what its explanation looks for."""
 
     rule: Rule
-    evaluate: Callable[[set[int], Context], bool]
+    evaluate: Callable[[Present, Context], bool]
     feeds: frozenset[str]
     languages: frozenset[str]
     #: what its explanation lists: (a positive term as written in the rule, a field index, the
@@ -60,8 +61,8 @@ class Context:
 
     matcher: Matcher
     fields: list[FieldText]
-    #: the atoms found: term id * 4 + field index, and term id * 4 + ANY_FIELD
-    present: set[int]
+    #: the term ids found in title, summary, content, and in any field
+    present: Present
     _positions: dict[tuple[int, int], list[tuple[int, int]]] = field(default_factory=dict)
     #: explained terms, shared by the rules that use the same term (entities especially)
     _term_hits: dict[ExplainedTerm, list[Hit]] = field(default_factory=dict)
@@ -88,7 +89,7 @@ class Context:
             label, field_index, sids = term
             found: list[tuple[int, int]] = []
             for sid in sids:
-                if sid * 4 + field_index in self.present:
+                if sid in self.present[field_index]:
                     found.extend(
                         [(at, sid) for at in self.occurrences(field_index, sid, MAX_HITS_PER_TERM)]
                     )
@@ -125,7 +126,7 @@ class Context:
         cached = self._positions.get((field_index, sid))
         if cached is None:
             cached = []
-            if sid * 4 + field_index in self.present:
+            if sid in self.present[field_index]:
                 stream = self.fields[field_index].stream
                 words = -1  # spaces before an offset, less the padding: its word's index
                 counted = 0
@@ -190,20 +191,16 @@ class Matcher:
     ) -> tuple[Context | None, list[int]]:
         texts = (article.title, article.summary, article.content)
         fields: list[FieldText] = []
-        present: set[int] = set()
-        found: set[int] = set()
+        per_field: list[set[int]] = [set(), set(), set()]
         automaton = self.automaton
         for index, text in enumerate(texts):
             folded = fold(text)
             tokens = TokenStream(folded)
             fields.append(FieldText(FIELDS[index], text, folded, tokens))
-            if automaton is None or len(tokens.text) < 3:
-                continue
-            sids = set(map(_SECOND, automaton.iter(tokens.text)))
-            if sids:
-                present.update([sid * 4 + index for sid in sids])
-                found |= sids
-        present.update([sid * 4 + ANY_FIELD for sid in found])
+            if automaton is not None and len(tokens.text) > 2:
+                per_field[index] = set(map(_SECOND, automaton.iter(tokens.text)))
+        found = per_field[0] | per_field[1] | per_field[2]
+        present = (per_field[0], per_field[1], per_field[2], found)
         candidates = set(chain.from_iterable(filter(None, map(self.triggers.get, found))))
         candidates.update(self.always)
         if not candidates:
@@ -237,7 +234,8 @@ class Matcher:
             summary = context.snippet(FIELD_INDEX[first.field], first.start, first.end)
         else:
             summary = lead_snippet(context.fields)
-        return Match(
+        return construct(
+            Match,
             article_id=article_id,
             rule=compiled.rule.id,
             severity=compiled.rule.severity.name,
