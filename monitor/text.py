@@ -6,12 +6,16 @@ variant unified.
 
 Folding is the largest cost of rule matching (PITFALLS item 14), so it is built for speed:
 
-* ASCII text (most wire copy) is folded by ``str.lower`` alone, and offsets are the identity;
+* ASCII text is folded by ``str.lower`` alone, and offsets are the identity;
+* text whose non-ASCII characters all fold to lower-case ASCII (curly quotes, dashes, accented
+  Latin letters: most wire copy) or to themselves (CJK) takes one ``str.replace`` per distinct
+  non-ASCII character, then ``str.lower``; the distinct characters are found at C speed;
 * other text is split into ASCII and non-ASCII runs; each non-ASCII character is folded once
-  through a growing per-character ``str.translate`` table, so a curly quote in an English story
-  costs one table lookup, not a Unicode normalisation of the whole text;
-* the map from folded offsets back to the original text (``fold_map``) is only computed when a
-  rule matched and its hits must be explained.
+  through a growing per-character ``str.translate`` table, so a Cyrillic story costs table
+  lookups, not a Unicode normalisation of the whole text;
+* the map from folded offsets back to the original text (``OffsetMap``) is only built when a rule
+  matched and its hits must be explained, and records only the characters whose fold is not
+  exactly one character (usually none: the map is then the identity).
 
 Folding is defined per character (except runs of conjoining Hangul jamo, which NFKC composes and
 which are therefore folded as a whole run), so ``fold_map`` can always say which original
@@ -23,8 +27,9 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from array import array
 from bisect import bisect_right
-from itertools import accumulate, compress, repeat
+from itertools import accumulate, repeat
 from operator import add
 
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d\u00ad\u2e3a\u2e3b"
@@ -56,12 +61,9 @@ _JAMO = re.compile(r"[\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]")
 #: ``'s`` ending, which is dropped (``North Korea's`` holds the words ``north korea``).
 _SPLIT = re.compile(r"(?:'s(?![^\W_])|[\W_])+")
 _UPPER = re.compile(r"[A-Z]+")
+_NON_WORD = re.compile(r"[\W_]")
 _TOKEN = re.compile(r"[^\W_]+")
 _POSSESSIVE = re.compile(r"'s(?![^\W_])")
-#: ASCII letters and digits stay, an apostrophe becomes a marker (to find ``'s``), all else a space.
-_ASCII_SEPARATORS = bytes(
-    c if chr(c).isalnum() and c < 128 else (1 if c == ord("'") else 32) for c in range(256)
-)
 #: ASCII letters and digits stay, everything else becomes a space (length preserved).
 _ASCII_SPACES = bytes(c if chr(c).isalnum() and c < 128 else 32 for c in range(256))
 _TABLE_LIMIT = 200_000
@@ -102,10 +104,62 @@ def _fold_run(run: str) -> str:
     return run.translate(_TABLE)
 
 
+def _char_plan(char: str) -> str | bool | None:
+    """How the fast path folds a non-ASCII character.
+
+    ``None``: it folds to itself and has no case (the ``IDENTITY_RANGES``); a string: it folds to
+    that lower-case ASCII (a curly quote, a dash, an accented Latin letter, a combining accent);
+    ``False``: it needs the segment path (jamo, or a fold that is not ASCII, e.g. Cyrillic).
+    """
+    code = ord(char)
+    if any(low <= code <= high for low, high in IDENTITY_RANGES):
+        return None
+    if _JAMO.match(char):
+        return False
+    folded = _TABLE[code]
+    return folded if folded.isascii() and folded == folded.lower() else False
+
+
+_PLANS: dict[str, str | bool | None] = {}
+_ASCII_BYTES = bytes(range(128))
+#: More distinct non-ASCII characters than this and one ``str.replace`` per character stops paying.
+_REPLACE_LIMIT = 40
+
+
+def non_ascii_chars(text: str) -> set[str]:
+    """The distinct non-ASCII characters of ``text``, found at C speed (UTF-8 bytes >= 0x80 form
+    whole characters, so deleting the ASCII bytes leaves exactly the other characters)."""
+    high = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_BYTES)
+    return set(high.decode("utf-8", "surrogatepass"))
+
+
 def fold(text: str) -> str:
-    """Fold text for comparison: NFKC, casefold, accents dropped, dashes and quotes unified."""
+    """Fold text for comparison: NFKC, casefold, accents dropped, dashes and quotes unified.
+
+    Three paths give the same result: ASCII text is only lower-cased; text whose non-ASCII
+    characters all fold to ASCII (wire copy with curly quotes, dashes, accented names) or to
+    themselves (CJK) gets one ``str.replace`` per distinct character and ``str.lower``; anything
+    else is split into segments and folded run by run.
+    """
     if text.isascii():
         return text.lower()
+    replacements: list[tuple[str, str]] = []
+    for char in non_ascii_chars(text):
+        plan = _PLANS.get(char, True)
+        if plan is True:
+            plan = _PLANS[char] = _char_plan(char) if len(_PLANS) < _TABLE_LIMIT else False
+        if plan is False or len(replacements) >= _REPLACE_LIMIT:
+            return _fold_segments(text)
+        if plan is not None:
+            assert isinstance(plan, str)
+            replacements.append((char, plan))
+    for char, folded in replacements:
+        text = text.replace(char, folded)
+    # only ASCII letters have case now: the replacements are lower-case ASCII, the rest caseless
+    return text.lower()
+
+
+def _fold_segments(text: str) -> str:
     parts = _SEGMENTS.split(text)
     parts[0::2] = [_lower_ascii(p) for p in parts[0::2]]
     parts[1::2] = [_fold_run(p) for p in parts[1::2]]
@@ -113,11 +167,12 @@ def fold(text: str) -> str:
 
 
 def fold_map(text: str) -> tuple[str, list[int], list[int]]:
-    """Fold ``text`` and say where each folded character came from.
+    """Fold ``text`` and say where each folded character came from (the reference map).
 
     Returns ``(folded, starts, ends)``: ``folded[i]`` was produced by ``text[starts[i]:ends[i]]``.
     Characters that fold to nothing (combining accents) are attributed to the character before
-    them, so a hit on ``cafe`` in ``Cafe\\u0301`` covers the accent too.
+    them, so a hit on ``cafe`` in ``Cafe\\u0301`` covers the accent too. One list entry per
+    character: tests use it to check ``OffsetMap``, the matcher uses ``OffsetMap``.
     """
     folded = fold(text)
     starts: list[int] = []
@@ -142,65 +197,67 @@ def fold_map(text: str) -> tuple[str, list[int], list[int]]:
     return folded, starts, ends
 
 
-def _segment_detail(part: str, position: int) -> tuple[list[int], list[int]]:
-    """Per folded character of a non-ASCII segment: the original span it came from."""
-    if _JAMO.search(part):
-        produced = len(_fold_slow(part))
-        return [position] * produced, [position + len(part)] * produced
-    starts: list[int] = []
-    ends: list[int] = []
-    for offset, char in enumerate(part):
-        produced = len(_TABLE[ord(char)])
-        if produced == 0 and ends:
-            ends[-1] = position + offset + 1
-        starts.extend([position + offset] * produced)
-        ends.extend([position + offset + 1] * produced)
-    return starts, ends
-
-
 class OffsetMap:
-    """Folded offsets back to original offsets, kept per segment rather than per character.
+    """Folded offsets back to original offsets, for explaining hits.
 
-    ASCII and caseless CJK segments fold one character to one, so they map by a shift; only
-    the other segments (a curly quote, an accented name) keep per-character detail. Building
-    one costs a split of the text, not a list entry per character.
+    Almost every character folds to exactly one character (ASCII, curly quotes, dashes,
+    accented letters, CJK), and a run of those maps by a shift. Only the characters that fold
+    to nothing or to several (a combining accent, ``ß``, a ligature, a run of jamo) are
+    recorded, as *events* in ``array``s: where each starts in the original and in the folded
+    text, and how long it is in each. A folded offset is found by bisecting the events. Text
+    with no such character (most wire copy) has no events and maps by identity; building the
+    map costs a scan of the distinct non-ASCII characters, not a Python step per character.
     """
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.folded_starts: list[int] = []
-        self.original_starts: list[int] = []
-        self.detail: list[tuple[list[int], list[int]] | None] = []
-        folded_at = original_at = 0
-        for index, part in enumerate(_SEGMENTS.split(text)):
-            if not part:
-                continue
-            self.folded_starts.append(folded_at)
-            self.original_starts.append(original_at)
-            if index % 2 == 0:
-                self.detail.append(None)
-                folded_at += len(part)
-            else:
-                starts, ends = _segment_detail(part, original_at)
-                self.detail.append((starts, ends))
-                folded_at += len(starts)
-            original_at += len(part)
+        self.original = array("l")
+        self.original_lengths = array("l")
+        self.folded = array("l")
+        self.folded_lengths = array("l")
+        if text.isascii():
+            return
+        chars = non_ascii_chars(text)
+        if any(_JAMO.match(c) for c in chars):
+            events = _segment_events(text)
+        else:
+            events = []
+            for char in chars:
+                produced = len(_TABLE[ord(char)])
+                if produced != 1:
+                    at = text.find(char)
+                    while at != -1:
+                        events.append((at, 1, produced))
+                        at = text.find(char, at + 1)
+            events.sort()
+        shift = 0
+        for at, length, produced in events:
+            self.original.append(at)
+            self.original_lengths.append(length)
+            self.folded.append(at + shift)
+            self.folded_lengths.append(produced)
+            shift += produced - length
 
     def _locate(self, folded: int) -> tuple[int, int]:
-        # the last segment starting at or before ``folded``: a segment that folded to nothing
-        # shares its start with the next one, which is the one that owns the offset
-        index = bisect_right(self.folded_starts, folded) - 1
-        detail = self.detail[index]
-        offset = folded - self.folded_starts[index]
-        if detail is None or offset >= len(detail[0]):
-            position = self.original_starts[index] + offset
-            return position, position + 1
-        return detail[0][offset], detail[1][offset]
+        """The original ``[start, end)`` of the character that produced ``folded[folded]``."""
+        # the last event starting at or before ``folded``: an event that produced nothing
+        # shares its folded start with the next one, which is the one that owns the offset
+        k = bisect_right(self.folded, folded) - 1
+        if k < 0:
+            return folded, folded + 1
+        inside = folded - self.folded[k]
+        if inside < self.folded_lengths[k]:
+            return self.original[k], self.original[k] + self.original_lengths[k]
+        position = self.original[k] + self.original_lengths[k] + inside - self.folded_lengths[k]
+        return position, position + 1
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """The original ``[start, end)`` of ``folded[start:end]`` (``end > start``)."""
-        original_start = self._locate(start)[0]
-        original_end = self._locate(end - 1)[1]
+        if not self.folded:
+            original_start, original_end = start, end
+        else:
+            original_start = self._locate(start)[0]
+            original_end = self._locate(end - 1)[1]
         text = self.text
         while original_end < len(text) and not text[original_end].isascii():
             if _TABLE[ord(text[original_end])]:
@@ -209,40 +266,85 @@ class OffsetMap:
         return original_start, original_end
 
 
-def token_stream(folded: str) -> str:
+def _segment_events(text: str) -> list[tuple[int, int, int]]:
+    """Events (original start, original length, folded length) of text with jamo, whose runs
+    fold as a whole (NFKC composes them)."""
+    events: list[tuple[int, int, int]] = []
+    position = 0
+    for index, part in enumerate(_SEGMENTS.split(text)):
+        if index % 2 == 1:
+            if _JAMO.search(part):
+                events.append((position, len(part), len(_fold_slow(part))))
+            else:
+                for offset, char in enumerate(part):
+                    produced = len(_TABLE[ord(char)])
+                    if produced != 1:
+                        events.append((position + offset, 1, produced))
+        position += len(part)
+    return events
+
+
+def marked(folded: str) -> str:
+    """``folded`` with every character that is not part of a word turned into a space.
+
+    Same length as ``folded``, so word offsets are folded offsets. Separators are non-word
+    characters (underscore included) and a possessive ``'s`` ending (``North Korea's`` holds the
+    words ``north korea``). ASCII text takes a bytes-translate path.
+    """
+    if "'s" in folded:
+        folded = _POSSESSIVE.sub("  ", folded)
+    if folded.isascii():
+        return folded.encode("ascii").translate(_ASCII_SPACES).decode("ascii")
+    return _NON_WORD.sub(" ", folded)
+
+
+class TokenStream:
     """The words of folded text joined by single spaces, with a space before and after.
 
     Matching a term on word boundaries is then a substring search for `` term `` (a prefix
     wildcard searches `` prefix``), which one Aho-Corasick pass does for every term at once.
-    ASCII text takes a bytes-translate path about four times faster than the regex; both give
-    the same words as ``token_spans`` (a property test holds them to it).
+
+    The stream is made from ``marked(folded)`` by halving runs of spaces until none is left
+    (``split("  ")`` / ``" ".join``, a few C-level passes); the pieces of each pass are kept, so
+    an offset in the stream maps back to ``folded`` by one bisection per pass, and only when a
+    hit must be explained.
     """
-    if folded.isascii():
-        marked = (folded + " ").encode("ascii").translate(_ASCII_SEPARATORS).decode("ascii")
-        return " " + " ".join(marked.replace("\x01s ", " ").replace("\x01", " ").split()) + " "
-    return " " + " ".join(_TOKEN.findall(_POSSESSIVE.sub(" ", folded))) + " "
+
+    __slots__ = ("_layers", "_starts", "text")
+
+    def __init__(self, folded: str) -> None:
+        padded = " " + marked(folded) + " "
+        layers: list[list[str]] = []
+        while "  " in padded:
+            pieces = padded.split("  ")
+            layers.append(pieces)
+            padded = " ".join(pieces)
+        self.text = padded
+        self._layers = layers
+        self._starts: list[list[int]] | None = None
+
+    def folded_offset(self, position: int) -> int:
+        """The offset in ``folded`` of the character at ``text[position]`` (inside a word)."""
+        starts = self._starts
+        if starts is None:
+            # where each piece of a pass starts once joined by one space instead of two
+            starts = self._starts = [
+                list(accumulate(map(add, map(len, pieces), repeat(1)), initial=0))
+                for pieces in reversed(self._layers)
+            ]
+        for layer in starts:
+            position += bisect_right(layer, position) - 1
+        return position - 1  # the padding space
 
 
-def token_starts(folded: str) -> tuple[list[int], list[int]]:
-    """Where each word of ``token_stream(folded)`` starts in ``folded``, and its length.
-
-    Only needed to explain a match. ASCII text is split with C-level iteration (translate,
-    split, accumulate, compress) instead of one regex match object per word.
-    """
-    blanked = _POSSESSIVE.sub("  ", folded)
-    if blanked.isascii():
-        pieces = blanked.encode("ascii").translate(_ASCII_SPACES).decode("ascii").split(" ")
-        lengths = list(map(len, pieces))
-        starts = list(compress(accumulate(map(add, lengths, repeat(1)), initial=0), lengths))
-        return starts, list(filter(None, lengths))
-    matches = list(_TOKEN.finditer(blanked))
-    return [m.start() for m in matches], [m.end() - m.start() for m in matches]
+def token_stream(folded: str) -> str:
+    """The words of ``folded`` joined by single spaces, padded (``TokenStream(folded).text``)."""
+    return TokenStream(folded).text
 
 
 def token_spans(folded: str) -> list[tuple[int, int]]:
     """The ``(start, end)`` offsets in ``folded`` of each word of ``token_stream(folded)``."""
-    starts, lengths = token_starts(folded)
-    return [(start, start + length) for start, length in zip(starts, lengths, strict=True)]
+    return [m.span() for m in _TOKEN.finditer(_POSSESSIVE.sub("  ", folded))]
 
 
 def tokens(text: str) -> list[str]:

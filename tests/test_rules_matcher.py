@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from monitor.rules import Entity, Rule, compile_rules, parse_query, parse_structured
-from monitor.schema import Article, Severity
+from monitor.rules.matcher import MAX_HITS_PER_TERM
+from monitor.schema import Article, Match, Severity
 
 ENTITIES = {
     "kim-jong-un": Entity("kim-jong-un", ("Kim Jong-un", "Kim Jongun", "김정은", "金正恩")),
@@ -189,3 +190,20 @@ def test_many_rules_each_match_reported_in_rule_order() -> None:
 
 def test_a_matcher_without_terms_still_works() -> None:
     assert compile_rules([], ENTITIES).match(article(content="x")) == []
+
+
+def test_explanations_equal_validated_models_and_cap_hits_per_term() -> None:
+    content = "Drone " * 12 + "and DPRK, North Korea\u2019s drones."
+    m = compile_rules([rule("drone* AND @north-korea", id="d")], ENTITIES)
+    (found,) = m.match(article(content=content))
+    assert Match.model_validate(found.model_dump()) == found
+    assert (
+        found.model_dump_json()
+        == Match.model_validate_json(found.model_dump_json()).model_dump_json()
+    )
+    drones = [h for h in found.hits if h.term == "drone*"]
+    assert len(drones) == MAX_HITS_PER_TERM
+    assert [h.start for h in drones] == [0, 6, 12, 18, 24]
+    assert {h.text for h in found.hits if h.term == "@north-korea"} == {"DPRK", "North Korea"}
+    for hit in found.hits:
+        assert content[hit.start : hit.end] == hit.text

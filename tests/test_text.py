@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from monitor.text import (
     IDENTITY_RANGES,
     OffsetMap,
+    TokenStream,
     fold,
     fold_map,
     token_spans,
@@ -105,3 +106,31 @@ def test_offset_map_agrees_with_fold_map(text: str, data: st.DataObject) -> None
     assert got[0] == starts[start]
     assert got[1] >= ends[end - 1]
     assert folded[start:end] in fold(text[got[0] : got[1]])
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT)
+def test_fast_fold_agrees_with_the_segment_fold(text: str) -> None:
+    """The replace-per-character path gives what folding run by run gives."""
+    from monitor.text import _fold_segments
+
+    assert fold(text) == _fold_segments(text)
+    assert fold(text + "\u201cZürich\u201d \u2014 ok") == _fold_segments(
+        text + "\u201cZürich\u201d \u2014 ok"
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT)
+def test_stream_offsets_map_back_to_folded_words(text: str) -> None:
+    """Every word of the stream maps back to where ``token_spans`` says it is in ``folded``."""
+    folded = fold(text)
+    stream = TokenStream(folded)
+    at = 1
+    for start, end in token_spans(folded):
+        word = folded[start:end]
+        assert stream.text[at : at + len(word)] == word
+        assert stream.folded_offset(at) == start
+        assert stream.folded_offset(at + len(word) - 1) == end - 1
+        at += len(word) + 1
+    assert at == max(1, len(stream.text)) or stream.text.strip() == ""

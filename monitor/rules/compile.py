@@ -12,7 +12,8 @@ padded): a word or phrase is searched as `` word ``, so it only matches whole wo
 Korean (particles attach to nouns) as a bare substring.
 
 A rule becomes ``def _rN(p, x): return <expression>``, compiled in one batch: ``p`` is the set of
-"atoms" found (term id * 4 + field index, index 3 meaning any field), ``x`` the match context
+term ids found per field (``p[0]`` title, ``p[1]`` summary, ``p[2]`` content, ``p[3]`` any
+field: sets built at C speed from the automaton's output), ``x`` the match context
 for NEAR. Only integers and our own names are ever written into the generated source.
 """
 
@@ -80,6 +81,8 @@ class _Builder:
         self.constants: dict[str, object] = {"_near": near}
         self.problems: list[str] = []
         self._by_sid: dict[int, str] = {}
+        #: term id -> how many rules use it (positively)
+        self.uses: dict[int, int] = {}
         self._cache: dict[tuple[str, bool], frozenset[int]] = {}
 
     def sid(self, key: SearchKey) -> int:
@@ -125,21 +128,30 @@ class _Builder:
     def expr(self, node: Node, rule: Rule) -> str:
         if isinstance(node, Term | EntityRef):
             sids = self.atom_sids(node, rule)
-            atoms = frozenset(s * 4 + f for s in sids for f in self.mask(node, rule))
-            if not atoms:
+            if not sids:
                 return "False"
-            if len(atoms) == 1:
-                return f"({next(iter(atoms))} in p)"
-            return f"(not p.isdisjoint({self.const(atoms)}))"
+            if len(sids) == 1:
+                tests = [f"({next(iter(sids))} in p[{f}])" for f in self.mask(node, rule)]
+            else:
+                name = self.const(sids)
+                tests = [f"(not p[{f}].isdisjoint({name}))" for f in self.mask(node, rule)]
+            return tests[0] if len(tests) == 1 else "(" + " or ".join(tests) + ")"
         if isinstance(node, And):
             return "(" + " and ".join(self.expr(c, rule) for c in node.children) + ")"
         if isinstance(node, Or):
             return "(" + " or ".join(self.expr(c, rule) for c in node.children) + ")"
         if isinstance(node, Not):
             return f"(not {self.expr(node.child, rule)})"
-        left = self.const(self.near_side(node.left, rule))
-        right = self.const(self.near_side(node.right, rule))
-        return f"_near(x, {left}, {right}, {node.distance}, {node.ordered})"
+        left_side = self.near_side(node.left, rule)
+        right_side = self.near_side(node.right, rule)
+        # word positions are only computed when both sides were found
+        guards = [
+            f"(not p[{ANY_FIELD}].isdisjoint({self.const(frozenset(s for s, _ in side))}))"
+            for side in (left_side, right_side)
+        ]
+        left, right = self.const(left_side), self.const(right_side)
+        near = f"_near(x, {left}, {right}, {node.distance}, {node.ordered})"
+        return f"({guards[0]} and {guards[1]} and {near})"
 
     def near_side(self, node: Node, rule: Rule) -> tuple[tuple[int, tuple[int, ...]], ...]:
         """(term id, field indexes) pairs; ANY_FIELD expanded, NEAR never spans two fields."""
@@ -153,16 +165,28 @@ class _Builder:
         return tuple(side)
 
     def cost(self, sid: int) -> float:
-        """A guess at how often a term occurs: phrases are rare, short common words frequent."""
+        """A guess at how often a term occurs in the stories the rules are written for.
+
+        From the term itself: phrases are rare, short and common words frequent. From the rule
+        set: a term many rules share is a topic word (``missile*``, ``sanction*``), the names
+        and phrases that make rules specific are used by one or a few; the word-length guess
+        alone cannot tell ``inflation`` from a rare name. So the guess is multiplied by the
+        number of rules using the term.
+        """
         words = self._by_sid[sid].split()
+        shared = self.uses.get(sid, 1)
         if len(words) > 1:
-            return 0.1
+            return 0.1 * shared
         if self.kinds[sid] == KIND_PREFIX:
-            return 4.0 / max(1, len(words[0]))
-        return 10.0 if words[0] in _COMMON else 2.0 / max(1, len(words[0]))
+            return 4.0 / max(1, len(words[0])) * shared
+        return (10.0 if words[0] in _COMMON else 2.0 / max(1, len(words[0]))) * shared
 
     def cover(self, node: Node, rule: Rule) -> frozenset[int] | None:
-        """Term ids of which at least one is present whenever the rule matches (None: no such)."""
+        """Term ids of which at least one is present whenever the rule matches (None: no such).
+
+        A rule is evaluated only for articles in which a term of its cover was found; an AND or
+        a NEAR takes the cover of its child with the lowest ``cost``.
+        """
         if isinstance(node, Term | EntityRef):
             return self.atom_sids(node, rule)
         if isinstance(node, Or):
@@ -183,8 +207,12 @@ class _Builder:
             return None
         return min(covers, key=lambda c: sum(self.cost(s) for s in c))
 
-    def finish(self) -> None:
+    def finish(self, rules: list[Rule]) -> None:
         self._by_sid = {v: k for k, v in self.keys.items()}
+        for rule in rules:
+            used = {sid for atom in positive_atoms(rule.expr) for sid in self.atom_sids(atom, rule)}
+            for sid in used:
+                self.uses[sid] = self.uses.get(sid, 0) + 1
 
 
 def compile_rules(rules: Iterable[Rule], entities: Mapping[str, Entity]) -> Matcher:
@@ -192,7 +220,7 @@ def compile_rules(rules: Iterable[Rule], entities: Mapping[str, Entity]) -> Matc
     enabled = [r for r in rules if r.enabled]
     builder = _Builder(entities)
     expressions = [builder.expr(rule.expr, rule) for rule in enabled]
-    builder.finish()
+    builder.finish(enabled)
     if builder.problems:
         raise RuleError(sorted(set(builder.problems)))
     source = "\n".join(
@@ -207,9 +235,9 @@ def compile_rules(rules: Iterable[Rule], entities: Mapping[str, Entity]) -> Matc
         for key, sid in builder.keys.items():
             automaton.add_word(key, sid)
         automaton.make_automaton()
-    key_lengths = [0] * len(builder.kinds)
+    keys = [""] * len(builder.kinds)
     for key, sid in builder.keys.items():
-        key_lengths[sid] = len(key)
+        keys[sid] = key
 
     compiled: list[CompiledRule] = []
     triggers: dict[int, list[int]] = {}
@@ -221,25 +249,33 @@ def compile_rules(rules: Iterable[Rule], entities: Mapping[str, Entity]) -> Matc
         else:
             for sid in cover:
                 triggers.setdefault(sid, []).append(index)
-        explain: dict[int, list[tuple[str, tuple[int, ...]]]] = {}
+        labels: dict[int, list[tuple[str, tuple[int, ...]]]] = {}
         for atom in positive_atoms(rule.expr):
             mask = builder.mask(atom, rule)
             fields = (0, 1, 2) if mask == (ANY_FIELD,) else mask
-            for sid in builder.atom_sids(atom, rule):
-                explain.setdefault(sid, []).append((atom.label(), fields))
+            for sid in sorted(builder.atom_sids(atom, rule)):
+                labels.setdefault(sid, []).append((atom.label(), fields))
+        # a term id found in a field is explained under the first label that looks there
+        explain: dict[tuple[str, int], list[int]] = {}
+        for sid, sid_labels in labels.items():
+            for field_index in range(3):
+                for label, fields in sid_labels:
+                    if field_index in fields:
+                        explain.setdefault((label, field_index), []).append(sid)
+                        break
         compiled.append(
             CompiledRule(
                 rule=rule,
                 evaluate=namespace[f"_r{index}"],  # type: ignore[arg-type]
                 feeds=frozenset(rule.feeds),
                 languages=frozenset(rule.languages),
-                explain=explain,
+                explain=tuple((lb, f, tuple(sids)) for (lb, f), sids in explain.items()),
             )
         )
     return Matcher(
         automaton=automaton,
         kinds=builder.kinds,
-        key_lengths=key_lengths,
+        keys=keys,
         rules=compiled,
         triggers={sid: tuple(indexes) for sid, indexes in triggers.items()},
         always=tuple(always),

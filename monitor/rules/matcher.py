@@ -1,30 +1,45 @@
 """Matching one article against every compiled rule: pure, and fast where it counts.
 
-Per article: each field is folded once (``monitor.text.fold``, ASCII fast path) and turned into a
-token stream; one Aho-Corasick pass per field finds every term of every rule; only the rules
-triggered by a found term (plus the few that need no term) are evaluated; only the rules that
-matched are explained, and only then are offset maps computed.
+Per article: each field is folded once (``monitor.text.fold``, fast paths for ASCII and for text
+whose non-ASCII characters fold to ASCII) and turned into a token stream; one Aho-Corasick pass
+per field finds every term of every rule; only the rules triggered by a found term (plus the few
+that need no term) are evaluated; only the rules that matched are explained.
+
+Explaining a match lists, for each of its positive terms and each field it was found in, the first
+``MAX_HITS_PER_TERM`` occurrences (by position) as Hits with offsets into the original field text,
+and a snippet around the first hit. The occurrences of the few terms of matched rules are found
+again with ``str.find`` in the token stream (C speed, stopping after the cap), which is cheaper
+than grouping every automaton hit of every term by term in Python; offset maps are built once
+per field and only for fields with a hit to explain.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from monitor.rules.detect import detect_language, primary_subtag
-from monitor.rules.explain import FieldText, lead_snippet, snippet
+from monitor.rules.explain import FieldText, construct, lead_snippet, snippet
 from monitor.rules.model import Rule
 from monitor.schema import FIELDS, Article, Hit, Match
-from monitor.text import fold, token_stream
+from monitor.text import TokenStream, fold
 
 FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
 ANY_FIELD = 3
 KIND_WORDS = 0
 KIND_PREFIX = 1
 KIND_SUBSTRING = 2
+#: Hits listed per term and field in an explanation: the first occurrences, by position. A term
+#: found more often is still one hit of the rule; listing all 40 "said"s helps no reader.
+MAX_HITS_PER_TERM = 5
 
 Side = tuple[tuple[int, tuple[int, ...]], ...]
+ExplainedTerm = tuple[str, int, tuple[int, ...]]
+Present = tuple[set[int], set[int], set[int], set[int]]
+_SECOND = itemgetter(1)
 
 
 @dataclass(frozen=True)
@@ -32,35 +47,60 @@ class CompiledRule:
     """A rule with its compiled test and what its explanation looks for."""
 
     rule: Rule
-    evaluate: Callable[[set[int], Context], bool]
+    evaluate: Callable[[Present, Context], bool]
     feeds: frozenset[str]
     languages: frozenset[str]
-    #: term id -> (label as written in the rule, field indexes) of its positive terms
-    explain: dict[int, list[tuple[str, tuple[int, ...]]]]
+    #: what its explanation lists: (a positive term as written in the rule, a field index, the
+    #: term ids it stands for: one, or one per alias of an entity)
+    explain: tuple[ExplainedTerm, ...]
 
 
 @dataclass
 class Context:
-    """What one article's match needs beyond the atom set: its fields and their hits."""
+    """What one article's match needs beyond the atom set: its fields, for NEAR and explanations."""
 
     matcher: Matcher
     fields: list[FieldText]
-    #: per field index: (stream end offset, term id) of every automaton hit
-    hits: list[list[tuple[int, int]]]
+    #: the term ids found in title, summary, content, and in any field
+    present: Present
     _positions: dict[tuple[int, int], list[tuple[int, int]]] = field(default_factory=dict)
-    _by_sid: dict[int, list[tuple[int, int]]] | None = None
-    #: explained hits, shared by the rules that use the same term (entities especially)
-    _explained: dict[tuple[int, int, int, str], Hit] = field(default_factory=dict)
+    #: explained terms, shared by the rules that use the same term (entities especially)
+    _term_hits: dict[ExplainedTerm, list[Hit]] = field(default_factory=dict)
     _snippets: dict[tuple[int, int, int], str] = field(default_factory=dict)
 
-    def explained_hit(self, field_index: int, end: int, sid: int, label: str) -> Hit:
-        """The Hit of one automaton hit, labelled as the rule wrote the term (cached)."""
-        key = (field_index, end, sid, label)
-        hit = self._explained.get(key)
-        if hit is None:
-            start, stop = self.stream_span(field_index, end, sid)
-            hit = self._explained[key] = self.fields[field_index].hit(label, start, stop)
-        return hit
+    def occurrences(self, field_index: int, sid: int, limit: int = 0) -> list[int]:
+        """Stream offsets where the key of term ``sid`` starts in a field (all, or ``limit``)."""
+        key = self.matcher.keys[sid]
+        stream = self.fields[field_index].stream
+        found: list[int] = []
+        at = stream.find(key)
+        while at != -1:
+            found.append(at)
+            if len(found) == limit:
+                break
+            at = stream.find(key, at + 1)  # keys of adjacent words share a space
+        return found
+
+    def term_hits(self, term: ExplainedTerm) -> list[Hit]:
+        """The Hits of a term in a field: its first ``MAX_HITS_PER_TERM`` occurrences (over all
+        its aliases), by position (cached per article)."""
+        hits = self._term_hits.get(term)
+        if hits is None:
+            label, field_index, sids = term
+            found: list[tuple[int, int]] = []
+            for sid in sids:
+                if sid in self.present[field_index]:
+                    found.extend(
+                        [(at, sid) for at in self.occurrences(field_index, sid, MAX_HITS_PER_TERM)]
+                    )
+            if len(sids) > 1 and len(found) > 1:
+                found.sort()
+                del found[MAX_HITS_PER_TERM:]
+            text = self.fields[field_index]
+            hits = self._term_hits[term] = [
+                text.hit(label, *self.stream_span(field_index, at, sid)) for at, sid in found
+            ]
+        return hits
 
     def snippet(self, field_index: int, start: int, end: int) -> str:
         """The snippet around a hit (cached: many rules share their first hit)."""
@@ -70,38 +110,32 @@ class Context:
             found = self._snippets[key] = snippet(self.fields[field_index].original, start, end)
         return found
 
-    def hits_by_term(self) -> dict[int, list[tuple[int, int]]]:
-        """term id -> (field index, stream end) of its hits, grouped once per article."""
-        if self._by_sid is None:
-            grouped: dict[int, list[tuple[int, int]]] = {}
-            for field_index, field_hits in enumerate(self.hits):
-                for end, sid in field_hits:
-                    grouped.setdefault(sid, []).append((field_index, end))
-            self._by_sid = grouped
-        return self._by_sid
-
-    def stream_span(self, field_index: int, end: int, sid: int) -> tuple[int, int]:
-        """The ``[start, end)`` in the stream of the words a hit covers (prefixes: whole word)."""
+    def stream_span(self, field_index: int, at: int, sid: int) -> tuple[int, int]:
+        """The ``[start, end)`` in the stream of the words an occurrence covers (prefixes: the
+        whole word)."""
         kind = self.matcher.kinds[sid]
-        start = end - self.matcher.key_lengths[sid] + 1
+        end = at + len(self.matcher.keys[sid])
         if kind == KIND_WORDS:
-            return start + 1, end
+            return at + 1, end - 1
         if kind == KIND_PREFIX:
-            return start + 1, self.fields[field_index].stream.index(" ", end)
-        return start, end + 1
+            return at + 1, self.fields[field_index].stream.index(" ", end)
+        return at, end
 
     def positions(self, field_index: int, sid: int) -> list[tuple[int, int]]:
-        """Word positions (first, last) of each hit of a term in a field, for NEAR."""
+        """Word positions (first, last) of each occurrence of a term in a field, for NEAR."""
         cached = self._positions.get((field_index, sid))
         if cached is None:
-            stream = self.fields[field_index].stream
             cached = []
-            for end, hit_sid in self.hits[field_index]:
-                if hit_sid == sid:
-                    start, stop = self.stream_span(field_index, end, sid)
-                    cached.append(
-                        (stream.count(" ", 0, start) - 1, stream.count(" ", 0, stop - 1) - 1)
-                    )
+            if sid in self.present[field_index]:
+                stream = self.fields[field_index].stream
+                words = -1  # spaces before an offset, less the padding: its word's index
+                counted = 0
+                for at in self.occurrences(field_index, sid):
+                    start, stop = self.stream_span(field_index, at, sid)
+                    words += stream.count(" ", counted, start)
+                    last = words + stream.count(" ", start, stop - 1)
+                    cached.append((words, last))
+                    counted = start
             self._positions[(field_index, sid)] = cached
         return cached
 
@@ -130,42 +164,51 @@ class Matcher:
 
     automaton: Any
     kinds: list[int]
-    key_lengths: list[int]
+    #: term id -> its automaton key (`` word ``, `` prefix``, or a bare substring)
+    keys: list[str]
     rules: list[CompiledRule]
+    #: term id -> the rules whose cover holds it (``compile.cover``)
     triggers: dict[int, tuple[int, ...]]
     always: tuple[int, ...]
 
     def match(self, article: Article, feed_tags: Collection[str] = ()) -> list[Match]:
         """Every rule the article matches, each explained, in rule order."""
+        context, matched = self._decide(article, feed_tags)
+        if not matched:
+            return []
+        assert context is not None
+        return [self._explain(article.id, self.rules[index], context) for index in matched]
+
+    def matching_rules(self, article: Article, feed_tags: Collection[str] = ()) -> list[str]:
+        """The ids of the rules the article matches, in rule order, without explanations.
+
+        The same decision as ``match``; the benchmark uses it to measure what explaining costs.
+        """
+        return [self.rules[index].rule.id for index in self._decide(article, feed_tags)[1]]
+
+    def _decide(
+        self, article: Article, feed_tags: Collection[str]
+    ) -> tuple[Context | None, list[int]]:
         texts = (article.title, article.summary, article.content)
         fields: list[FieldText] = []
-        hits: list[list[tuple[int, int]]] = [[], [], []]
-        present: set[int] = set()
-        candidates: set[int] = set(self.always)
-        triggers = self.triggers
+        per_field: list[set[int]] = [set(), set(), set()]
+        automaton = self.automaton
         for index, text in enumerate(texts):
             folded = fold(text)
-            stream = token_stream(folded)
-            fields.append(FieldText(FIELDS[index], text, folded, stream))
-            if self.automaton is None or len(stream) < 3:
-                continue
-            found = list(self.automaton.iter(stream))
-            if not found:
-                continue
-            hits[index] = found
-            sids = {sid for _, sid in found}
-            present.update([sid * 4 + index for sid in sids])
-            present.update([sid * 4 + ANY_FIELD for sid in sids])
-            for sid in sids:
-                triggered = triggers.get(sid)
-                if triggered:
-                    candidates.update(triggered)
+            tokens = TokenStream(folded)
+            fields.append(FieldText(FIELDS[index], text, folded, tokens))
+            if automaton is not None and len(tokens.text) > 2:
+                per_field[index] = set(map(_SECOND, automaton.iter(tokens.text)))
+        found = per_field[0] | per_field[1] | per_field[2]
+        present = (per_field[0], per_field[1], per_field[2], found)
+        candidates = set(chain.from_iterable(filter(None, map(self.triggers.get, found))))
+        candidates.update(self.always)
         if not candidates:
-            return []
-        context = Context(self, fields, hits)
+            return None, []
+        context = Context(self, fields, present)
         names = {article.feed, *feed_tags}
         language: list[str | None] = []
-        matches: list[Match] = []
+        matched: list[int] = []
         for index in sorted(candidates):
             compiled = self.rules[index]
             if compiled.feeds and compiled.feeds.isdisjoint(names):
@@ -176,27 +219,23 @@ class Matcher:
                 if language[0] not in compiled.languages:
                     continue
             if compiled.evaluate(present, context):
-                matches.append(self._explain(article.id, compiled, context))
-        return matches
+                matched.append(index)
+        return context, matched
 
     def _explain(self, article_id: str, compiled: CompiledRule, context: Context) -> Match:
-        found: dict[tuple[int, int, int], Hit] = {}
-        by_term = context.hits_by_term()
-        for sid, labels in compiled.explain.items():
-            for field_index, end in by_term.get(sid, ()):
-                for label, field_indexes in labels:
-                    if field_index not in field_indexes:
-                        continue
-                    hit = context.explained_hit(field_index, end, sid, label)
-                    found.setdefault((field_index, hit.start, hit.end), hit)
-                    break
-        hits = [found[key] for key in sorted(found)]
+        hits_at: dict[tuple[int, int, int], Hit] = {}
+        for term in compiled.explain:
+            field_index = term[1]
+            for hit in context.term_hits(term):
+                hits_at.setdefault((field_index, hit.start, hit.end), hit)
+        hits = [hits_at[key] for key in sorted(hits_at)]
         if hits:
             first = hits[0]
             summary = context.snippet(FIELD_INDEX[first.field], first.start, first.end)
         else:
             summary = lead_snippet(context.fields)
-        return Match(
+        return construct(
+            Match,
             article_id=article_id,
             rule=compiled.rule.id,
             severity=compiled.rule.severity.name,
