@@ -17,8 +17,8 @@ run: $(STAMP)
 	$(BIN)/monitor run
 
 check: $(STAMP)
-	$(BIN)/ruff check monitor tests bench
-	$(BIN)/ruff format --check monitor tests bench
+	$(BIN)/ruff check monitor tests bench fuzz
+	$(BIN)/ruff format --check monitor tests bench fuzz
 	$(BIN)/mypy monitor
 
 test: check
@@ -29,8 +29,8 @@ test-quick: $(STAMP)
 	$(BIN)/pytest -q -m 'not slow' -x
 
 format: $(STAMP)
-	$(BIN)/ruff format monitor tests bench
-	$(BIN)/ruff check --fix monitor tests bench
+	$(BIN)/ruff format monitor tests bench fuzz
+	$(BIN)/ruff check --fix monitor tests bench fuzz
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

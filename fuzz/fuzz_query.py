@@ -5,6 +5,7 @@ Run: `python fuzz/fuzz_query.py -max_total_time=3600` (see fuzz/README.md).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import atheris
@@ -15,10 +16,8 @@ with atheris.instrument_imports():
 
 def test_one_input(data: bytes) -> None:
     text = atheris.FuzzedDataProvider(data).ConsumeUnicodeNoSurrogates(512)
-    try:
+    with contextlib.suppress(QueryError):
         parse_query(text)
-    except QueryError:
-        pass
 
 
 if __name__ == "__main__":
