@@ -151,14 +151,14 @@ class Message:
             else:
                 headline = first.title or "(untitled)"
             more = f" (and {n - 1} more)" if n > 1 else ""
-            return f"[{sev}] {headline}{more}"
+            return f"{sev}: {headline}{more}"
         rules = sorted({a.rule_title or a.rule for a in self.alerts})
         scope = rules[0] if len(rules) == 1 else f"{len(rules)} rules"
         if self.mode == "digest":
-            return f"[{sev}] Digest: {n} alerts for {scope}"
+            return f"{sev}: digest of {n} alerts for {scope}"
         if self.mode == "quiet":
-            return f"[{sev}] {n} alerts held during quiet hours ({scope})"
-        return f"[{sev}] {n} alerts ({scope})"
+            return f"{sev}: {n} alerts held during quiet hours ({scope})"
+        return f"{sev}: {n} alerts ({scope})"
 
 
 def notice_headline(notice: Mapping[str, Any]) -> str:
@@ -1039,10 +1039,17 @@ class Dispatcher:
             )
             log.info("rate limit channel=%s holding=%d until=%s", name, len(held), free_at)
         accepted = 0
+        started = asyncio.get_running_loop().time()
         coalesced_index = (
             len(to_send) - 1 if capacity is not None and len(groups) > max(capacity, 0) else -1
         )
         for index, group in enumerate(to_send):
+            elapsed = asyncio.get_running_loop().time() - started
+            if elapsed > CLAIM_FOR.total_seconds() / 2:  # Apprise paces some services (email
+                # 5.5 s a message): give the rest back before our claim could expire
+                rest = [d.id for g in to_send[index:] for d in g]
+                self.store.postpone_deliveries(rest, now)
+                break
             titles = self.policies.rule_titles()
             message = Message(
                 [view_of(d, titles) for d in group], _mode_of(group, index == coalesced_index)

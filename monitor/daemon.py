@@ -196,6 +196,8 @@ class Daemon:
         self.dispatcher = Dispatcher(
             self.store, self.channels, self.owner, policies=policies_of(self.ruleset)
         )
+        if self.store.dialect == "sqlite":  # one process per SQLite file: stale claims are ours
+            self.store.release_claims()
         self.rng = random.Random()
         self.in_flight: set[asyncio.Task[PollReport | None]] = set()
         self.stopping = asyncio.Event()

@@ -865,6 +865,18 @@ class Store:
             for row in rows
         ]
 
+    def release_claims(self) -> int:
+        """Forget every delivery claim (a single-process SQLite daemon starting: whoever held
+        them is dead, and its sends are to be retried now rather than when claims expire)."""
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.claimed_until.is_not(None))
+                    .values(claimed_by=None, claimed_until=None)
+                ).rowcount
+            )
+
     def plan_alerts(
         self, now: datetime, decide: Callable[[PlanInput], AlertPlan], limit: int = 500
     ) -> int:
