@@ -799,11 +799,11 @@ def test_kill_9_between_match_and_delivery_loses_nothing_and_repeats_at_most_onc
         )  # fmt: skip
 
         def start() -> subprocess.Popen[bytes]:
-            log = (tmp_path / f"run{len(processes)}.log").open("w")
-            return subprocess.Popen(
-                [sys.executable, "-m", "monitor", "run"], env=env,
-                stdout=subprocess.DEVNULL, stderr=log,
-            )  # fmt: skip
+            with (tmp_path / f"run{len(processes)}.log").open("w") as log:
+                return subprocess.Popen(
+                    [sys.executable, "-m", "monitor", "run"], env=env,
+                    stdout=subprocess.DEVNULL, stderr=log,
+                )  # fmt: skip
 
         def logs() -> str:
             return "\n".join(p.read_text()[-3000:] for p in sorted(tmp_path.glob("run*.log")))
