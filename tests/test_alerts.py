@@ -30,8 +30,10 @@ from monitor.alerts import (
     ConsoleChannel,
     Dispatcher,
     Message,
+    Policies,
     QuietWindow,
     Renderer,
+    TagPolicy,
     choose_format,
     coalesce,
     escape_markdown,
@@ -56,6 +58,7 @@ from monitor.schema import Article
 from monitor.store import (
     Delivery,
     NewItem,
+    Notice,
     PollRecord,
     QueuedAlert,
     RuleWindow,
@@ -846,3 +849,27 @@ def test_kill_9_between_match_and_delivery_loses_nothing_and_repeats_at_most_onc
                     process.wait(timeout=10)
     assert count_titles(webhook, "alpha") == 1  # exactly once
     assert count_titles(webhook, "bravo") == 2  # accepted once, sent once more: the window
+
+
+async def test_outbox_policies_on_sqlite_and_postgresql(store: Store, tmp_path: Path) -> None:
+    """Planning, claiming, coalescing, notices and per-channel counts on both backends."""
+    rules = write_rules(tmp_path, channels=CHANNELS)
+    desk = Desk(store, load_rules(rules), rules)
+    chat = FakeChannel("chat", frozenset({"chat"}))
+    desk.queue("Drone one", ["chat"])
+    desk.queue("Drone two", ["chat"])
+    state = store.feed(FEED)
+    assert state is not None
+    store.update_feed(
+        state.id, failure_alerted=True, now=NOW,
+        notice=Notice("failure", "high", {"feed": "Wire", "failures": 5}, ["chat"]),
+    )  # fmt: skip
+    one_a_minute = Policies(
+        tags={"chat": TagPolicy(rate_count=1, rate_period=timedelta(minutes=1))}
+    )
+    dispatcher = Dispatcher(store, [chat], "t", policies=one_a_minute)  # type: ignore[list-item]
+    assert await dispatcher.deliver_due(NOW) == (3, 3)
+    (message,) = chat.messages
+    assert message.mode == "batch" and len(message.alerts) == 3
+    assert store.channel_stats()["chat"].sent == 3 and store.outbox_depth() == 0
+    assert store.sends_since("chat", NOW - timedelta(minutes=1)) == [NOW]
