@@ -1,49 +1,485 @@
-"""Alerts: routing a match to channels, and delivering the outbox, channel by channel.
+"""Alerts: channels, routing, rendering, delivery policies and the outbox dispatcher.
 
 The outbox lives in the store: one delivery row per (alert, channel), written in the poll's own
-transaction. ``Dispatcher`` claims due rows, sends each to its channel, and records the result
-per channel: one channel down retries with exponential backoff and finally goes dead-letter,
+transaction. ``Dispatcher`` first *plans* new alerts once (throttle, digest, quiet hours decide
+when each channel gets them and with which batch key), then claims due deliveries, groups them
+per channel into messages (a batch key is one message; a rate limit coalesces a burst into one
+batched message), sends each message through its own channel and records the result per
+channel: one channel down retries with exponential backoff and finally goes dead-letter,
 without delaying or repeating the others.
 
+Channels: each Apprise service (from ``MONITOR_APPRISE_URLS`` or an Apprise config file) is its
+own channel with its own ``Apprise`` instance, so one service's result never decides another's.
 With no channel configured, alerts go to the console and to ``data/alerts.jsonl``.
+
+Rendering: Jinja2 templates (``monitor/templates/``, overridable from ``rules/templates/``), one
+environment per body format. Feed text is untrusted: every value a template prints is escaped for
+the format (HTML autoescape; Markdown punctuation and angle brackets; in every format mentions
+such as ``@everyone`` and link schemes are broken with a zero-width space), and only http(s)
+links are ever linked.
+
+The policy decisions (``throttle_decision``, ``quiet_until``, ``next_digest``, ``plan_alert``,
+``coalesce``, ``health_event``, ``silence_due``) are pure functions of their inputs and ``now``.
+This module knows rules only as plain values (``RulePolicy``, ``TagPolicy``): it does not import
+the rules package.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import logging
 import random
+import re
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from monitor.errors import DeliveryError
-from monitor.store import Delivery, Store
+import apprise
+from apprise.utils.parse import parse_urls
+from apscheduler.triggers.cron import CronTrigger
+from jinja2 import (
+    ChoiceLoader,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    TemplateError,
+    select_autoescape,
+)
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup, escape
+
+from monitor.errors import ConfigError, DeliveryError
+from monitor.schema import Severity
+from monitor.store import (
+    NOTICE_RULE,
+    AlertPlan,
+    Delivery,
+    Notice,
+    PlanInput,
+    RuleWindow,
+    Store,
+)
 
 log = logging.getLogger("monitor.alerts")
 
 CONSOLE = "console"
+OPS_TAG = "ops"
 #: Attempts before a delivery is dead-lettered, and the backoff between them.
 MAX_ATTEMPTS = 12
 RETRY_BASE = timedelta(seconds=10)
 RETRY_CEILING = timedelta(hours=1)
 CLAIM_FOR = timedelta(minutes=2)
+#: How long one send may take before it counts as failed (well inside CLAIM_FOR).
+SEND_TIMEOUT = 30.0
+CLAIM_LIMIT = 200
+
+FORMATS = ("text", "markdown", "html")
+_EXTENSIONS = {"text": "txt", "markdown": "md", "html": "html"}
+
+
+# --------------------------------------------------------------------------------------------
+# What a message is made of
 
 
 @dataclass(frozen=True)
-class AlertMessage:
-    """What a channel sends: a title and a body, and the facts they were made from."""
+class AlertView:
+    """One alert as templates see it; the text fields are untrusted feed text."""
 
-    title: str
-    body: str
+    kind: str  # match | notice | test
     severity: str
     rule: str
-    url: str | None
-    facts: dict[str, Any]
+    rule_title: str
+    title: str
+    source: str
+    published: str  # formatted, or ""
+    url: str | None  # http(s) only
+    terms: list[str]
+    snippet: list[tuple[str, bool]]  # (text, is a hit)
+    also_reported_by: list[str]
+    notice: dict[str, Any] = field(default_factory=dict)
+    article_id: str | None = None
+
+    def facts(self) -> dict[str, Any]:
+        """The alert as data (alerts.jsonl, logs)."""
+        return {
+            "kind": self.kind,
+            "rule": self.rule,
+            "severity": self.severity,
+            "article_id": self.article_id,
+            "url": self.url,
+            "feed": self.source,
+            "published": self.published or None,
+            "matched": self.terms,
+            "also_reported_by": self.also_reported_by,
+            **({"notice": self.notice} if self.notice else {}),
+        }
+
+
+@dataclass(frozen=True)
+class Message:
+    """What one send carries: one alert, or several as one message.
+
+    ``mode``: single | throttle (the first in full, "and N more") | digest | quiet (released
+    after quiet hours) | batch (coalesced by a rate limit) | test.
+    """
+
+    alerts: list[AlertView]
+    mode: str = "single"
+
+    @property
+    def severity(self) -> str:
+        worst = max((_severity(a.severity) for a in self.alerts), default=Severity.info)
+        return worst.name
+
+    def title(self) -> str:
+        """The message's title, plain (unescaped) text."""
+        n = len(self.alerts)
+        first = self.alerts[0]
+        sev = self.severity.upper()
+        if self.mode == "test":
+            return "wire-monitor: test alert"
+        if n == 1 or self.mode == "throttle":
+            if first.kind == "notice":
+                headline = notice_headline(first.notice)
+            else:
+                headline = first.title or "(untitled)"
+            more = f" (and {n - 1} more)" if n > 1 else ""
+            return f"{sev}: {headline}{more}"
+        rules = sorted({a.rule_title or a.rule for a in self.alerts})
+        scope = rules[0] if len(rules) == 1 else f"{len(rules)} rules"
+        if self.mode == "digest":
+            return f"{sev}: digest of {n} alerts for {scope}"
+        if self.mode == "quiet":
+            return f"{sev}: {n} alerts held during quiet hours ({scope})"
+        return f"{sev}: {n} alerts ({scope})"
+
+
+def notice_headline(notice: Mapping[str, Any]) -> str:
+    feed = notice.get("feed", "?")
+    kind = notice.get("kind")
+    if kind == "failure":
+        return f"Feed {feed} is failing ({notice.get('failures', '?')} failures in a row)"
+    if kind == "recovery":
+        return f"Feed {feed} recovered"
+    if kind == "silence":
+        return f"Feed {feed} has published nothing for {notice.get('silent_for', '?')}"
+    return f"Feed {feed}: {kind}"
+
+
+def _severity(value: str) -> Severity:
+    try:
+        return Severity.parse(value)
+    except ValueError:
+        return Severity.medium
+
+
+def _safe_url(url: Any) -> str | None:
+    """The URL when it is an absolute http(s) URL without whitespace or controls; else None."""
+    if not isinstance(url, str):
+        return None
+    text = url.strip()
+    if not re.match(r"(?i)^https?://[^\s/?#]+", text) or re.search(r"[\s\x00-\x1f\x7f<>\"]", text):
+        return None
+    return text
+
+
+def highlight_segments(snippet: str, hits: Iterable[str]) -> list[tuple[str, bool]]:
+    """Split a snippet into (text, is_hit) pieces, hits found case-insensitively."""
+    words = sorted({h for h in hits if h and h.strip()}, key=len, reverse=True)
+    if not snippet or not words:
+        return [(snippet, False)] if snippet else []
+    pattern = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+    pieces: list[tuple[str, bool]] = []
+    last = 0
+    for found in pattern.finditer(snippet):
+        if found.start() > last:
+            pieces.append((snippet[last : found.start()], False))
+        pieces.append((found.group(0), True))
+        last = found.end()
+    if last < len(snippet):
+        pieces.append((snippet[last:], False))
+    return pieces
+
+
+def _published(value: Any) -> str:
+    if not value:
+        return ""
+    try:
+        stamp = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    return stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def view_of(delivery: Delivery, rule_titles: Mapping[str, str] | None = None) -> AlertView:
+    """An outbox row as templates see it."""
+    payload = delivery.payload
+    if "notice" in payload:
+        notice = dict(payload["notice"])
+        return AlertView(
+            kind="notice",
+            severity=delivery.severity,
+            rule=NOTICE_RULE,
+            rule_title="feed health",
+            title=notice_headline(notice),
+            source=str(notice.get("feed", "")),
+            published="",
+            url=_safe_url(notice.get("url")),
+            terms=[],
+            snippet=[(str(notice.get("error") or ""), False)] if notice.get("error") else [],
+            also_reported_by=[],
+            notice=notice,
+        )
+    article = payload.get("article", {})
+    match = payload.get("match", {})
+    hits = [hit.get("text", "") for hit in match.get("hits", [])]
+    rule = str(match.get("rule", delivery.rule_id))
+    return AlertView(
+        kind="match",
+        severity=str(match.get("severity", delivery.severity)),
+        rule=rule,
+        rule_title=(rule_titles or {}).get(rule, "") or rule,
+        title=str(article.get("title") or ""),
+        source=str(article.get("feed") or ""),
+        published=_published(article.get("published")),
+        url=_safe_url(article.get("url")),
+        terms=sorted(set(hits)),
+        snippet=highlight_segments(str(match.get("snippet") or ""), hits),
+        also_reported_by=list(delivery.also_reported_by),
+        article_id=article.get("id"),
+    )
+
+
+def test_view(now: datetime) -> AlertView:
+    """The alert `monitor notify-test` sends."""
+    return AlertView(
+        kind="test",
+        severity="info",
+        rule="notify-test",
+        rule_title="notify-test",
+        title="wire-monitor test alert",
+        source="wire-monitor",
+        published=now.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        url=None,
+        terms=["test"],
+        snippet=[("This is a ", False), ("test", True), (" of the alert channels.", False)],
+        also_reported_by=[],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Escaping untrusted text for each body format
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_AT_MENTION = re.compile(r"(?<![\w.+-])([@\uff20])(?=\w)")
+_ANGLE_MENTION = re.compile(r"<([@#!])")
+_SCHEME = re.compile(
+    r"(?i)\b(https?|ftp|javascript|vbscript|data|file|mailto|tel|sms|intent)(\s*:)"
+)
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#|~!])")
+ZWSP = "\u200b"
+
+
+def neutralise(text: str) -> str:
+    """Plain text that can mention no one and link nowhere: controls and bidi overrides
+    dropped, ``@name`` and ``<@id>`` mentions and ``scheme:`` prefixes broken by a ZWSP."""
+    text = _CONTROLS.sub("", text)
+    text = _AT_MENTION.sub(lambda m: m.group(1) + ZWSP, text)
+    text = _ANGLE_MENTION.sub(lambda m: "<" + ZWSP + m.group(1), text)
+    return _SCHEME.sub(lambda m: m.group(1) + ZWSP + m.group(2), text)
+
+
+def escape_text(value: Any) -> str:
+    return neutralise(str(value))
+
+
+def escape_markdown(value: Any) -> str:
+    """Markdown that displays as the given text: punctuation backslash-escaped, angle
+    brackets as entities (no raw HTML, no autolinks), mentions and schemes neutralised."""
+    text = neutralise(str(value))
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_html(value: Any) -> Markup:
+    return escape(neutralise(str(value)))
+
+
+_ESCAPERS = {"text": escape_text, "markdown": escape_markdown, "html": escape_html}
+
+
+def _finalizer(fmt: str) -> Any:
+    escaper = _ESCAPERS[fmt]
+
+    def finalize(value: Any) -> Any:
+        if value is None:
+            return ""
+        if isinstance(value, Markup):
+            return value  # built by our filters, already safe for this format
+        if fmt == "html":
+            return neutralise(str(value))  # autoescape escapes it next
+        return escaper(value)
+
+    return finalize
+
+
+def _href_filter(fmt: str) -> Any:
+    def href(url: Any) -> Markup:
+        safe = _safe_url(url)
+        if safe is None:
+            return Markup("")
+        if fmt == "markdown":
+            return Markup(re.sub(r"[()<>\[\]\\ `]", lambda m: f"%{ord(m.group(0)):02X}", safe))
+        if fmt == "html":
+            return escape(safe)
+        return Markup(safe)
+
+    return href
+
+
+def _highlight_filter(fmt: str) -> Any:
+    escaper = _ESCAPERS[fmt]
+
+    def highlight(segments: Sequence[tuple[str, bool]]) -> Markup:
+        out = []
+        for raw, hit in segments:
+            # in Markdown a snippet is one paragraph (a blockquote line)
+            text = " ".join(raw.splitlines()) if fmt == "markdown" else raw
+            piece = str(escaper(text))
+            if hit and fmt == "markdown":
+                piece = f"**{piece}**"
+            elif hit and fmt == "html":
+                piece = f"<mark><strong>{piece}</strong></mark>"
+            elif hit:
+                piece = f"*{piece}*"
+            out.append(piece)
+        return Markup("".join(out))
+
+    return highlight
+
+
+def _esc_filter(fmt: str) -> Any:
+    escaper = _ESCAPERS[fmt]
+    return lambda value: Markup(str(escaper(value)))
+
+
+class Renderer:
+    """Jinja2 templates, one sandboxed environment per format; ``override_dir`` first."""
+
+    def __init__(self, override_dir: Path | None = None) -> None:
+        loaders: list[Any] = []
+        if override_dir is not None and override_dir.is_dir():
+            loaders.append(FileSystemLoader(str(override_dir)))
+        loaders.append(PackageLoader("monitor", "templates"))
+        self.override_dir = override_dir
+        self.envs: dict[str, ImmutableSandboxedEnvironment] = {}
+        for fmt in FORMATS:
+            env = ImmutableSandboxedEnvironment(
+                loader=ChoiceLoader(loaders),
+                autoescape=select_autoescape(["html.j2"], default_for_string=False)
+                if fmt == "html"
+                else False,
+                finalize=_finalizer(fmt),
+                undefined=StrictUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                keep_trailing_newline=False,
+            )
+            env.filters["href"] = _href_filter(fmt)
+            env.filters["highlight"] = _highlight_filter(fmt)
+            env.filters["esc"] = _esc_filter(fmt)
+            self.envs[fmt] = env
+
+    def check(self) -> list[str]:
+        """Problems with the templates (syntax errors in overrides), as ``file:line: message``."""
+        problems = []
+        for fmt, env in self.envs.items():
+            for kind in ("alert", "batch"):
+                name = f"{kind}.{_EXTENSIONS[fmt]}.j2"
+                try:
+                    env.get_template(name)
+                except TemplateError as exc:
+                    where = getattr(exc, "filename", None) or name
+                    line = getattr(exc, "lineno", None)
+                    problems.append(f"{where}:{line or 1}: template error: {exc}")
+        return problems
+
+    def title(self, message: Message, fmt: str, maxlen: int = 0, *, plain: bool = False) -> str:
+        """The title for ``fmt`` (``plain``: the service shows it as text, e.g. a subject)."""
+        raw = message.title()
+        if maxlen > 0 and len(raw) > maxlen:
+            raw = raw[: maxlen - 1].rstrip() + "…"
+        if plain or fmt == "text":
+            return escape_text(raw)
+        return str(_ESCAPERS[fmt](raw))
+
+    def body(self, message: Message, fmt: str, maxlen: int = 0) -> str:
+        """The body for ``fmt``, at most ``maxlen`` characters (0: no limit)."""
+        body = self._render(message, fmt, compact=False)
+        if maxlen <= 0 or len(body) <= maxlen:
+            return body
+        body = self._render(message, fmt, compact=True)
+        if len(body) <= maxlen:
+            return body
+        if fmt == "html":  # never cut markup: a trimmed plain version, escaped
+            text = self._render(message, "text", compact=True)
+            room = max(maxlen - 40, 1)
+            while len(str(escape(text[:room]))) + 12 > maxlen and room > 1:
+                room = max(room - max((len(str(escape(text[:room]))) + 12 - maxlen), 1), 1)
+            return f"<pre>{escape(text[: room - 1])}…</pre>"
+        cut = body[: maxlen - 1]
+        if fmt == "markdown":
+            cut = re.sub(r"(\\|&[a-z]{0,3}|\*{1,2}[^*]*)$", "", cut)
+        return cut.rstrip() + "…"
+
+    def _render(self, message: Message, fmt: str, *, compact: bool) -> str:
+        env = self.envs[fmt]
+        kind = "alert" if len(message.alerts) == 1 and message.mode != "digest" else "batch"
+        alerts = message.alerts
+        if compact:
+            alerts = [_compact(a) for a in alerts]
+        context = {
+            "alerts": alerts if not compact else alerts[:10],
+            "a": alerts[0],
+            "count": len(message.alerts),
+            "more": len(message.alerts) - 1,
+            "omitted": max(len(message.alerts) - 10, 0) if compact else 0,
+            "mode": message.mode,
+            "title": message.title(),
+            "severity": message.severity,
+            "compact": compact,
+        }
+        return env.get_template(f"{kind}.{_EXTENSIONS[fmt]}.j2").render(context).strip() + "\n"
+
+
+def _compact(view: AlertView) -> AlertView:
+    """A shorter version: the snippet cut to about 160 characters, few sources."""
+    pieces: list[tuple[str, bool]] = []
+    used = 0
+    for text, hit in view.snippet:
+        if used >= 160:
+            break
+        pieces.append((text[: 160 - used] if not hit else text, hit))
+        used += len(text)
+    return AlertView(
+        **{
+            **view.__dict__,
+            "snippet": pieces,
+            "also_reported_by": view.also_reported_by[:5],
+            "terms": view.terms[:10],
+        }
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Channels
 
 
 class Channel(Protocol):
@@ -52,33 +488,179 @@ class Channel(Protocol):
     name: str
     tags: frozenset[str]
 
-    async def send(self, message: AlertMessage) -> None: ...
+    async def send(self, message: Message) -> None: ...
 
 
 class ConsoleChannel:
-    """The fallback channel: one line on stdout and one JSON line in ``alerts.jsonl``."""
+    """The fallback channel: one line per alert on stdout and one JSON line in ``alerts.jsonl``."""
 
-    def __init__(self, jsonl_path: Path, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, jsonl_path: Path, stream: TextIO | None = None, renderer: Renderer | None = None
+    ) -> None:
         self.name = CONSOLE
+        self.label = f"console + {jsonl_path.name}"
         self.tags: frozenset[str] = frozenset()
         self.jsonl_path = jsonl_path
         self.stream = stream or sys.stdout
+        self.renderer = renderer or Renderer()
 
-    async def send(self, message: AlertMessage) -> None:
-        line = f"[{message.severity.upper()}] {message.rule}: {message.title}"
-        if message.url:
-            line += f" <{message.url}>"
+    async def send(self, message: Message) -> None:
+        body = self.renderer.body(message, "text")
         try:
-            self.stream.write(line + "\n")
+            for view in message.alerts:
+                line = f"[{view.severity.upper()}] {view.rule}: {escape_text(view.title)}"
+                if view.url:
+                    line += f" <{view.url}>"
+                self.stream.write(line + "\n")
             self.stream.flush()
             self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
             with self.jsonl_path.open("a", encoding="utf-8") as out:
-                out.write(
-                    json.dumps({"title": message.title, "body": message.body, **message.facts})
-                    + "\n"
-                )
+                for view in message.alerts:
+                    record = {"title": view.title, "body": body, "mode": message.mode}
+                    out.write(json.dumps({**record, **view.facts()}) + "\n")
         except OSError as exc:
             raise DeliveryError(f"console: {exc}") from None
+
+
+def _formats_of(service: Any) -> tuple[str, ...]:
+    declared = service.notify_format
+    items = declared if isinstance(declared, list | tuple | set) else [declared]
+    return tuple(str(getattr(f, "value", f)).lower() for f in items)
+
+
+def choose_format(formats: Sequence[str], default: str) -> str:
+    """Markdown for chat, HTML for email, text otherwise, among what the service supports;
+    a single-format service, or an explicit ``?format=`` (``default`` differs from the first
+    declared format), keeps its own."""
+    if not formats:
+        return "text"
+    if len(formats) == 1 or default != formats[0]:
+        return default if default in FORMATS else "text"
+    for preferred in ("markdown", "html", "text"):
+        if preferred in formats:
+            return preferred
+    return "text"
+
+
+def channel_name(service: Any) -> str:
+    """A name stable across restarts and free of secrets: the scheme and a short hash of the
+    service's full URL (secrets hashed, never shown)."""
+    private = str(service.url(privacy=False))
+    scheme = private.split("://", 1)[0] or "apprise"
+    digest = hashlib.sha256(private.encode()).hexdigest()[:10]
+    return f"{scheme}-{digest}"
+
+
+_NOTIFY_TYPES = {
+    "critical": "failure",
+    "high": "failure",
+    "medium": "warning",
+    "low": "info",
+    "info": "info",
+}
+
+
+class AppriseChannel:
+    """One Apprise service, in an Apprise instance of its own."""
+
+    def __init__(
+        self,
+        service: Any,
+        renderer: Renderer,
+        *,
+        extra_tags: Iterable[str] = (),
+        timeout: float = SEND_TIMEOUT,
+    ) -> None:
+        self.service = service
+        self.apprise = apprise.Apprise()
+        self.apprise.add(service)
+        self.renderer = renderer
+        self.timeout = timeout
+        self.name = channel_name(service)
+        self.label = str(service.url(privacy=True)).split("?", 1)[0]
+        self.tags = frozenset(str(t) for t in service.tags) | frozenset(extra_tags)
+        self.format = choose_format(
+            _formats_of(service), str(getattr(service.resolve_format(None), "value", "text"))
+        )
+        self.is_email = self.label.startswith(("mailto", "mailtos"))
+
+    def render(self, message: Message) -> tuple[str, str]:
+        title_max = int(getattr(self.service, "title_maxlen", 0) or 0)
+        body_max = int(getattr(self.service, "body_maxlen", 0) or 0)
+        title = self.renderer.title(message, self.format, title_max, plain=self.is_email)
+        if title_max <= 0:  # the service shows no title: it goes into the body
+            body_max = max(body_max - len(title) - 2, 0) if body_max else 0
+        return title, self.renderer.body(message, self.format, body_max)
+
+    async def send(self, message: Message) -> None:
+        title, body = self.render(message)
+        notify_type = (
+            "success"
+            if message.alerts[0].notice.get("kind") == "recovery"
+            else _NOTIFY_TYPES.get(message.severity, "info")
+        )
+        try:
+            result = await self.apprise.async_notify(
+                body=body,
+                title=title,
+                body_format=self.format,
+                notify_type=notify_type,
+                timeout=self.timeout,
+            )
+        except Exception as exc:  # a plugin bug is this channel's failure, nobody else's
+            raise DeliveryError(f"{self.name}: {type(exc).__name__}: {exc}") from None
+        if not result:
+            reason = getattr(getattr(result, "status", None), "name", "refused")
+            detail = ""
+            with contextlib.suppress(Exception):
+                messages = [str(entry.message) for entry in result.logs()]
+                detail = f": {messages[-1][:200]}" if messages else ""
+            raise DeliveryError(f"{self.name} did not accept ({reason}){detail}")
+
+
+def load_channels(
+    urls: str, config_path: Path | None, renderer: Renderer | None = None
+) -> list[AppriseChannel]:
+    """The Apprise channels of ``MONITOR_APPRISE_URLS`` and ``MONITOR_APPRISE_CONFIG``.
+
+    An URL Apprise cannot use, a missing config file, or a config file that yields no
+    services is a ConfigError (Apprise itself only logs those). Messages name the URL's scheme
+    and position, never the URL (it may hold a secret).
+    """
+    renderer = renderer or Renderer()
+    services: list[Any] = []
+    if urls.strip():
+        parsed: list[str] = parse_urls(urls)  # type: ignore[no-untyped-call]
+        for index, url in enumerate(parsed, start=1):
+            service = apprise.Apprise.instantiate(url)
+            if service is None:
+                scheme = url.split("://", 1)[0] if "://" in url else "?"
+                raise ConfigError(
+                    f"MONITOR_APPRISE_URLS: URL #{index} ({scheme}://...) is not a valid "
+                    "Apprise URL"
+                )
+            services.append(service)
+    if config_path is not None:
+        if not config_path.is_file():
+            raise ConfigError(f"MONITOR_APPRISE_CONFIG: {config_path}: no such file")
+        config = apprise.AppriseConfig()
+        if not config.add(str(config_path.resolve())):
+            raise ConfigError(f"{config_path}: not a readable Apprise configuration")
+        found = config.services()
+        if not found:
+            raise ConfigError(
+                f"{config_path}: the Apprise configuration yields no services "
+                "(check its syntax: YAML 'urls:' or TEXT 'tag=url' lines)"
+            )
+        services.extend(found)
+    channels: dict[str, AppriseChannel] = {}
+    for service in services:
+        channel = AppriseChannel(service, renderer)
+        if channel.name in channels:  # the same URL twice: one channel with both tag sets
+            channels[channel.name].tags |= channel.tags
+        else:
+            channels[channel.name] = channel
+    return list(channels.values())
 
 
 def route(notify: Sequence[str], channels: Sequence[Channel]) -> list[str]:
@@ -89,42 +671,246 @@ def route(notify: Sequence[str], channels: Sequence[Channel]) -> list[str]:
     return [c.name for c in channels if c.tags & wanted or c.name == CONSOLE]
 
 
-def plain_message(delivery: Delivery) -> AlertMessage:
-    """A plain-text alert from an outbox row (richer rendering lives with the templates)."""
-    article = delivery.payload["article"]
-    match = delivery.payload["match"]
-    terms = sorted({hit["text"] for hit in match.get("hits", [])})
-    lines = [
-        f"{match['severity'].upper()} · rule {match['rule']}",
-        f"{article.get('title') or '(untitled)'}",
-        f"source: {article.get('feed')}  published: {article.get('published') or 'unknown'}",
-    ]
-    if article.get("url"):
-        lines.append(f"link: {article['url']}")
-    if terms:
-        lines.append("matched: " + ", ".join(terms))
-    if match.get("snippet"):
-        lines.append(match["snippet"])
-    if delivery.also_reported_by:
-        lines.append("also reported by: " + ", ".join(delivery.also_reported_by))
-    facts = {
-        "rule": match["rule"],
-        "severity": match["severity"],
-        "article_id": article.get("id"),
-        "url": article.get("url"),
-        "feed": article.get("feed"),
-        "published": article.get("published"),
-        "matched": terms,
-        "also_reported_by": delivery.also_reported_by,
-    }
-    return AlertMessage(
-        title=article.get("title") or "(untitled)",
-        body="\n".join(lines),
-        severity=match["severity"],
-        rule=match["rule"],
-        url=article.get("url"),
-        facts=facts,
+def route_notice(channels: Sequence[Channel], tag: str = OPS_TAG) -> list[str]:
+    """Feed-health notices go to the channels tagged ``ops``; when none is, to all of them."""
+    tagged = [c.name for c in channels if tag in c.tags]
+    return tagged or [c.name for c in channels]
+
+
+def unrouted_tags(
+    notify: Mapping[str, Sequence[str]], channels: Sequence[Channel]
+) -> list[tuple[str, str]]:
+    """(rule, tag) pairs where no channel carries the tag (the console takes every tag)."""
+    if any(c.name == CONSOLE for c in channels):
+        return []
+    carried = {t for c in channels for t in c.tags}
+    return [(rule, tag) for rule, tags in notify.items() for tag in tags if tag not in carried]
+
+
+# --------------------------------------------------------------------------------------------
+# Delivery policies: pure decisions
+
+
+@dataclass(frozen=True)
+class QuietWindow:
+    """A daily window ``start``-``end`` in ``zone``; it may wrap midnight."""
+
+    start: time
+    end: time
+    zone: ZoneInfo
+
+
+@dataclass(frozen=True)
+class RulePolicy:
+    """What the dispatcher needs of one rule."""
+
+    title: str = ""
+    throttle: timedelta | None = None
+    digest: str | None = None
+    quiet: QuietWindow | None = None
+    bypass_severity: Severity = Severity.critical
+
+
+@dataclass(frozen=True)
+class TagPolicy:
+    """Delivery policy of one Apprise tag (channels.yaml)."""
+
+    rate_count: int | None = None
+    rate_period: timedelta | None = None
+    quiet: QuietWindow | None = None
+    bypass_severity: Severity = Severity.critical
+
+
+@dataclass(frozen=True)
+class Policies:
+    rules: Mapping[str, RulePolicy] = field(default_factory=dict)
+    tags: Mapping[str, TagPolicy] = field(default_factory=dict)
+
+    def rule_titles(self) -> dict[str, str]:
+        return {rule: p.title for rule, p in self.rules.items() if p.title}
+
+    def for_channel(self, tags: Iterable[str]) -> list[TagPolicy]:
+        return [self.tags[t] for t in sorted(tags) if t in self.tags]
+
+    def rate_limit(self, tags: Iterable[str]) -> tuple[int, timedelta] | None:
+        """The strictest rate limit among the channel's tags."""
+        limits = [
+            (p.rate_count, p.rate_period)
+            for p in self.for_channel(tags)
+            if p.rate_count and p.rate_period
+        ]
+        if not limits:
+            return None
+        return min(limits, key=lambda cp: cp[0] / cp[1].total_seconds())
+
+
+def quiet_until(window: QuietWindow, at: datetime) -> datetime | None:
+    """When the quiet window ``at`` falls in ends (UTC); None when ``at`` is outside it."""
+    if window.start == window.end:
+        return None
+    local = at.astimezone(window.zone)
+    now_t = local.time().replace(tzinfo=None)
+    if window.start < window.end:
+        inside = window.start <= now_t < window.end
+        end_date = local.date()
+    else:
+        inside = now_t >= window.start or now_t < window.end
+        end_date = local.date() + timedelta(days=1) if now_t >= window.start else local.date()
+    if not inside:
+        return None
+    return datetime.combine(end_date, window.end, tzinfo=window.zone).astimezone(UTC)
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def digest_trigger(spec: str) -> CronTrigger:
+    """``hourly``, ``daily HH:MM`` or ``weekly DAY HH:MM``, optionally followed by a zone."""
+    words = spec.split()
+    zone_name = "UTC"
+    if words and not re.match(r"^(\d{1,2}:\d{2}|hourly)$", words[-1], re.IGNORECASE):
+        zone_name = words.pop()
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"invalid digest '{spec}': unknown time zone '{zone_name}'") from None
+    kind = words[0].lower() if words else ""
+    if kind == "hourly" and len(words) == 1:
+        return CronTrigger(minute=0, timezone=zone)
+    if kind == "daily" and len(words) == 2:
+        hour, minute = words[1].split(":")
+        return CronTrigger(hour=int(hour), minute=int(minute), timezone=zone)
+    if kind == "weekly" and len(words) == 3 and words[1][:3].lower() in _DAYS:
+        hour, minute = words[2].split(":")
+        return CronTrigger(
+            day_of_week=words[1][:3].lower(), hour=int(hour), minute=int(minute), timezone=zone
+        )
+    raise ValueError(
+        f"invalid digest '{spec}': write 'hourly', 'daily 08:00' or 'weekly mon 08:00'"
     )
+
+
+def next_digest(spec: str, now: datetime) -> datetime:
+    """The next time the digest ``spec`` goes out, strictly after ``now`` (UTC)."""
+    fire = digest_trigger(spec).get_next_fire_time(None, now + timedelta(microseconds=1))
+    if fire is None:  # pragma: no cover - a cron of minutes and hours always fires again
+        raise ValueError(f"digest '{spec}' never fires")
+    return fire.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class ThrottleDecision:
+    release_at: datetime | None  # None: send now
+    window: RuleWindow
+
+
+def throttle_decision(
+    window: RuleWindow | None, throttle: timedelta, now: datetime
+) -> ThrottleDecision:
+    """At most one message per ``throttle`` window per rule.
+
+    The first alert opens a window and goes at once; later ones in the window are held to its
+    end and folded into one message there, which opens the next window.
+    """
+    if window is None:
+        return ThrottleDecision(None, RuleWindow(now + throttle, held=False))
+    end = window.window_until
+    if now < end:
+        return ThrottleDecision(end, RuleWindow(end, held=True))
+    if window.held:  # a folded message goes at ``end``: the next window starts there
+        following = end + throttle
+        if now < following:
+            return ThrottleDecision(following, RuleWindow(following, held=True))
+    return ThrottleDecision(None, RuleWindow(now + throttle, held=False))
+
+
+def plan_alert(
+    item: PlanInput,
+    now: datetime,
+    rule: RulePolicy | None,
+    channel_quiet: Mapping[str, Sequence[tuple[QuietWindow, Severity]]],
+) -> AlertPlan:
+    """When each channel gets an alert, and in which batch: digest or throttle first (per
+    rule), then quiet hours (the rule's and each channel's) push the release to the end of
+    the window, unless the alert's severity reaches the window's ``bypass_severity``."""
+    severity = _severity(item.severity)
+    release, key, window = now, None, None
+    if rule is not None and rule.digest:
+        release = next_digest(rule.digest, now)
+        key = f"digest:{item.rule_id}:{release.isoformat()}"
+    elif rule is not None and rule.throttle:
+        decision = throttle_decision(item.window, rule.throttle, now)
+        window = decision.window
+        if decision.release_at is not None:
+            release = decision.release_at
+            key = f"throttle:{item.rule_id}:{release.isoformat()}"
+    planned: dict[str, tuple[datetime, str | None]] = {}
+    for channel in item.channels:
+        windows = list(channel_quiet.get(channel, ()))
+        if rule is not None and rule.quiet is not None:
+            windows.insert(0, (rule.quiet, rule.bypass_severity))
+        at, batch = release, key
+        for _ in range(4):  # windows may chain (one ends inside another); bounded
+            moved = False
+            for quiet, bypass in windows:
+                if severity >= bypass:
+                    continue
+                end = quiet_until(quiet, at)
+                if end is not None:
+                    at, batch, moved = end, f"quiet:{end.isoformat()}", True
+            if not moved:
+                break
+        planned[channel] = (at, batch)
+    return AlertPlan(deliveries=planned, window=window)
+
+
+def coalesce(
+    groups: Sequence[list[Delivery]], capacity: int | None
+) -> tuple[list[list[Delivery]], list[Delivery]]:
+    """Messages to send now and deliveries to hold, under a channel's remaining ``capacity``
+    (None: unlimited). Beyond capacity the rest becomes one batched message, never dropped;
+    with no capacity at all everything waits for the window to free."""
+    if capacity is None or len(groups) <= capacity:
+        return list(groups), []
+    if capacity <= 0:
+        return [], [d for group in groups for d in group]
+    head = list(groups[: capacity - 1])
+    tail = [d for group in groups[capacity - 1 :] for d in group]
+    return [*head, tail], []
+
+
+def health_event(
+    *, ok: bool, failures: int, failure_alert_after: int, failure_alerted: bool
+) -> str | None:
+    """``failure`` once a feed has failed ``failure_alert_after`` times in a row (once),
+    ``recovery`` at the first success after that; otherwise None."""
+    if ok:
+        return "recovery" if failure_alerted else None
+    if failures >= failure_alert_after and not failure_alerted:
+        return "failure"
+    return None
+
+
+def silence_due(
+    *,
+    last_new_item_at: datetime | None,
+    silence_after: timedelta | None,
+    silence_alerted: bool,
+    now: datetime,
+) -> bool:
+    """A feed that used to publish has published nothing for ``silence_after`` (once)."""
+    if silence_after is None or last_new_item_at is None or silence_alerted:
+        return False
+    return now - last_new_item_at >= silence_after
+
+
+def health_notice(kind: str, facts: Mapping[str, Any], channels: list[str]) -> Notice:
+    severity = {"failure": "high", "recovery": "info", "silence": "medium"}.get(kind, "medium")
+    return Notice(kind=kind, severity=severity, facts=dict(facts), channels=channels)
+
+
+# --------------------------------------------------------------------------------------------
+# The dispatcher
 
 
 def retry_delay(attempts: int, rng: random.Random) -> timedelta:
@@ -135,8 +921,30 @@ def retry_delay(attempts: int, rng: random.Random) -> timedelta:
     return timedelta(seconds=rng.uniform(ceiling / 2, ceiling))
 
 
+def _mode_of(group: Sequence[Delivery], coalesced: bool) -> str:
+    if coalesced:
+        return "batch"
+    key = group[0].batch_key or ""
+    prefix = key.split(":", 1)[0]
+    if prefix in ("throttle", "digest", "quiet"):
+        return prefix
+    if prefix == "rate":
+        return "batch"
+    return "single"
+
+
+def group_messages(batch: Sequence[Delivery]) -> list[list[Delivery]]:
+    """One channel's due deliveries as messages: a batch key is one message, others one each."""
+    groups: dict[str, list[Delivery]] = {}
+    for delivery in sorted(batch, key=lambda d: d.id):
+        key = f"key:{delivery.batch_key}" if delivery.batch_key else f"id:{delivery.id}"
+        groups.setdefault(key, []).append(delivery)
+    return list(groups.values())
+
+
 class Dispatcher:
-    """Sends what the outbox holds, per channel, and records each outcome in the store."""
+    """Plans new alerts, then sends what the outbox holds, per channel, recording each
+    outcome in the store."""
 
     def __init__(
         self,
@@ -144,37 +952,150 @@ class Dispatcher:
         channels: Sequence[Channel],
         owner: str,
         rng: random.Random | None = None,
+        policies: Policies | None = None,
     ) -> None:
         self.store = store
         self.channels = {c.name: c for c in channels}
         self.owner = owner
         self.rng = rng or random.Random()
+        self.policies = policies or Policies()
+        self._busy: dict[str, asyncio.Task[tuple[int, int]]] = {}
+
+    def plan(self, now: datetime) -> int:
+        """Decide the release time and batch of every new alert's deliveries."""
+        quiet: dict[str, list[tuple[QuietWindow, Severity]]] = {}
+        for name, channel in self.channels.items():
+            quiet[name] = [
+                (p.quiet, p.bypass_severity)
+                for p in self.policies.for_channel(channel.tags)
+                if p.quiet is not None
+            ]
+
+        def decide(item: PlanInput) -> AlertPlan:
+            return plan_alert(item, now, self.policies.rules.get(item.rule_id), quiet)
+
+        return self.store.plan_alerts(now, decide)
+
+    def _claim(self, now: datetime) -> dict[str, list[Delivery]]:
+        self.plan(now)
+        busy = [name for name, task in self._busy.items() if not task.done()]
+        batch = self.store.claim_deliveries(
+            self.owner, now, CLAIM_FOR, limit=CLAIM_LIMIT, exclude_channels=busy
+        )
+        by_channel: dict[str, list[Delivery]] = {}
+        for delivery in batch:
+            by_channel.setdefault(delivery.channel, []).append(delivery)
+        return by_channel
 
     async def deliver_due(self, now: datetime) -> tuple[int, int]:
-        """Try every due delivery once: (how many were tried, how many were accepted)."""
-        batch = self.store.claim_deliveries(self.owner, now, CLAIM_FOR)
-        if not batch:
+        """Plan, then try every due delivery once: (how many were tried, how many accepted)."""
+        by_channel = self._claim(now)
+        if not by_channel:
             return 0, 0
-        results = await asyncio.gather(*(self._deliver(d, now) for d in batch))
-        return len(batch), sum(results)
+        results = await asyncio.gather(
+            *(self._deliver_channel(name, batch, now) for name, batch in by_channel.items())
+        )
+        return sum(r[0] for r in results), sum(r[1] for r in results)
 
-    async def _deliver(self, delivery: Delivery, now: datetime) -> bool:
-        channel = self.channels.get(delivery.channel)
-        try:
-            if channel is None:
-                raise DeliveryError(f"channel {delivery.channel!r} is no longer configured")
-            await channel.send(plain_message(delivery))
-        except DeliveryError as exc:
-            attempts = delivery.attempts + 1
-            retry_at = None if attempts >= MAX_ATTEMPTS else now + retry_delay(attempts, self.rng)
-            log.warning(
-                "delivery failed channel=%s alert=%s attempts=%d error=%s%s",
-                delivery.channel, delivery.alert_id, attempts, exc,
-                "" if retry_at else " (dead-lettered)",
-            )  # fmt: skip
-            self.store.settle_delivery(
-                delivery.id, now, sent=False, error=str(exc), retry_at=retry_at
+    def start_due(self, now: datetime) -> int:
+        """Like ``deliver_due`` without waiting: each channel's sends run as their own task,
+        so a slow channel never holds up the others (its next round waits for it alone)."""
+        by_channel = self._claim(now)
+        for name, batch in by_channel.items():
+            task = asyncio.create_task(self._deliver_channel(name, batch, now))
+            self._busy[name] = task
+        return sum(len(b) for b in by_channel.values())
+
+    async def drain(self, timeout: float) -> None:
+        """Wait for in-flight channel tasks (shutdown); unfinished claims simply expire."""
+        pending = [t for t in self._busy.values() if not t.done()]
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=timeout)
+            for task in still:
+                task.cancel()
+
+    async def _deliver_channel(
+        self, name: str, batch: list[Delivery], now: datetime
+    ) -> tuple[int, int]:
+        """One channel's due deliveries, in order, as messages; (tried, accepted)."""
+        channel = self.channels.get(name)
+        if channel is None:
+            self._failed(batch, now, f"channel {name!r} is no longer configured")
+            return len(batch), 0
+        groups = group_messages(batch)
+        capacity = None
+        limit = self.policies.rate_limit(channel.tags)
+        sends: list[datetime] = []
+        if limit is not None:
+            count, period = limit
+            sends = self.store.sends_since(name, now - period)
+            capacity = count - len(sends)
+        to_send, held = coalesce(groups, capacity)
+        if held:
+            assert limit is not None
+            free_at = max(sends[0] + limit[1], now + timedelta(seconds=1))
+            self.store.postpone_deliveries(
+                [d.id for d in held], free_at, batch_key=f"rate:{name}:{free_at.isoformat()}"
             )
-            return False
-        self.store.settle_delivery(delivery.id, now, sent=True)
-        return True
+            log.info("rate limit channel=%s holding=%d until=%s", name, len(held), free_at)
+        accepted = 0
+        started = asyncio.get_running_loop().time()
+        coalesced_index = (
+            len(to_send) - 1 if capacity is not None and len(groups) > max(capacity, 0) else -1
+        )
+        for index, group in enumerate(to_send):
+            elapsed = asyncio.get_running_loop().time() - started
+            if elapsed > CLAIM_FOR.total_seconds() / 2:  # Apprise paces some services (email
+                # 5.5 s a message): give the rest back before our claim could expire
+                rest = [d.id for g in to_send[index:] for d in g]
+                self.store.postpone_deliveries(rest, now)
+                break
+            titles = self.policies.rule_titles()
+            message = Message(
+                [view_of(d, titles) for d in group], _mode_of(group, index == coalesced_index)
+            )
+            try:
+                await asyncio.wait_for(channel.send(message), SEND_TIMEOUT + 5)
+            except (DeliveryError, TimeoutError) as exc:
+                error = str(exc) or "timed out"
+                retry_at = self._failed(group, now, error)
+                rest = [d.id for g in to_send[index + 1 :] for d in g]
+                if rest and retry_at is not None:  # the channel is down: the rest waits too
+                    self.store.postpone_deliveries(rest, retry_at)
+                return len(batch), accepted
+            except Exception as exc:  # a bug in a channel must not stop the dispatcher
+                log.exception("channel %s crashed", name)
+                self._failed(group, now, f"{type(exc).__name__}: {exc}")
+                continue
+            self.store.settle_deliveries([d.id for d in group], now, sent=True, channel=name)
+            accepted += len(group)
+        return len(batch), accepted
+
+    def _failed(self, group: Sequence[Delivery], now: datetime, error: str) -> datetime | None:
+        attempts = max(d.attempts for d in group) + 1
+        retry_at = None if attempts >= MAX_ATTEMPTS else now + retry_delay(attempts, self.rng)
+        log.warning(
+            "delivery failed channel=%s alerts=%s attempts=%d error=%s%s",
+            group[0].channel, ",".join(str(d.alert_id) for d in group), attempts, error,
+            "" if retry_at else " (dead-lettered)",
+        )  # fmt: skip
+        self.store.settle_deliveries(
+            [d.id for d in group], now, sent=False, channel=group[0].channel, error=error,
+            retry_at=retry_at,
+        )  # fmt: skip
+        return retry_at
+
+
+async def send_test(channels: Sequence[Channel], now: datetime) -> list[tuple[Channel, str | None]]:
+    """Send the test alert to each channel; (channel, None if accepted else the error)."""
+
+    async def one(channel: Channel) -> tuple[Channel, str | None]:
+        try:
+            await asyncio.wait_for(
+                channel.send(Message([test_view(now)], "test")), SEND_TIMEOUT + 5
+            )
+        except (DeliveryError, TimeoutError) as exc:
+            return channel, str(exc) or "timed out"
+        return channel, None
+
+    return list(await asyncio.gather(*(one(c) for c in channels)))

@@ -20,12 +20,20 @@ from rich.progress import Progress
 from rich.table import Table
 
 from monitor import __version__
+from monitor.alerts import Channel, Renderer, send_test
 from monitor.config import MASK, Settings, load_settings
-from monitor.daemon import Daemon, RunSummary, make_fetcher
+from monitor.daemon import (
+    Daemon,
+    RunSummary,
+    build_channels,
+    channel_warnings,
+    make_fetcher,
+    templates_dir,
+)
 from monitor.errors import ConfigError, MonitorError, RuleError, SourceError
 from monitor.fetch import FetchRequest
 from monitor.parse import parse_feed
-from monitor.rules import json_schema, load_rules
+from monitor.rules import RuleSet, json_schema, load_rules
 from monitor.rules.backtest import BacktestReport
 from monitor.rules.edit import (
     FeedEntry,
@@ -163,11 +171,12 @@ def status() -> None:
     """Show every feed's health and the outbox."""
     settings = _settings()
     store = Store.open(settings.database_url.get_secret_value())
+    console = Console()
     try:
         feeds, outbox = store.all_feeds(), store.outbox_counts()
+        print_outbox(store, console)
     finally:
         store.close()
-    console = Console()
     table = Table(title="Feeds", show_lines=False)
     for column in (
         "feed",
@@ -347,10 +356,13 @@ def check(
         for problem in exc.problems:
             typer.echo(problem)
         raise typer.Exit(1) from None
+    delivery = check_channels(ruleset, target)
+    if delivery is None:
+        raise typer.Exit(1)
     typer.echo(
         f"ok: {len(ruleset.rules)} rules, {len(ruleset.entities)} entities, "
         f"{len(ruleset.feeds.feeds)} feeds, {len(ruleset.channels)} channels "
-        f"in {len(ruleset.sources)} files"
+        f"in {len(ruleset.sources)} files; {delivery}"
     )
 
 
@@ -432,6 +444,85 @@ def schema(
 
 
 # --- end rules -----------------------------------------------------------------------------
+
+
+# --- channels: check, notify-test (issue 5) ------------------------------------------------
+
+
+def check_channels(ruleset: RuleSet, rules_path: Path) -> str | None:
+    """Print channel and template problems (errors) and unrouted tags (warnings); None when
+    there are errors, else a summary of where alerts go."""
+    settings = _settings()
+    problems = Renderer(templates_dir(rules_path)).check()
+    channels: list[Channel] = []
+    try:
+        channels = build_channels(settings)
+    except ConfigError as exc:
+        problems.append(f"error: {exc}")
+    for problem in problems:
+        typer.echo(problem)
+    for warning in channel_warnings(ruleset, channels) if not problems else []:
+        typer.echo(warning)
+    if problems:
+        return None
+    names = ", ".join(c.name for c in channels[:5]) + (", ..." if len(channels) > 5 else "")
+    return f"alerts to {len(channels)} channel(s): {names}"
+
+
+@app.command("notify-test")
+def notify_test(
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="only channels with this tag (repeatable)")
+    ] = None,
+) -> None:
+    """Send a test alert through the configured channels and report per channel."""
+    settings = _settings()
+    channels = build_channels(settings)
+    if tag:
+        channels = [c for c in channels if c.tags & set(tag)]
+        if not channels:
+            raise ConfigError(f"no channel carries the tag(s) {', '.join(tag)}")
+    results = asyncio.run(send_test(channels, datetime.now(UTC)))
+    refused = 0
+    for channel, error in results:
+        label = getattr(channel, "label", channel.name)
+        tags = f" [{', '.join(sorted(channel.tags))}]" if channel.tags else ""
+        if error is None:
+            typer.echo(f"{channel.name}{tags} {label}: accepted")
+        else:
+            refused += 1
+            typer.echo(f"{channel.name}{tags} {label}: REFUSED: {error}")
+    if refused:
+        raise typer.Exit(1)
+
+
+def print_outbox(store: Store, console: Console) -> None:
+    """The outbox per channel, and the most recent dead letters."""
+    stats = store.channel_stats()
+    if stats:
+        table = Table(title="Channels")
+        for column in ("channel", "sent", "pending", "retrying", "failed attempts", "dead"):
+            table.add_column(column)
+        for name, entry in sorted(stats.items()):
+            table.add_row(
+                name, str(entry.sent), str(entry.pending), str(entry.retrying),
+                str(entry.failed), f"[red]{entry.dead}[/red]" if entry.dead else "0",
+            )  # fmt: skip
+        console.print(table)
+    dead = store.dead_letters()
+    if dead:
+        table = Table(title="Dead letters (not delivered after every retry)")
+        for column in ("channel", "rule", "title", "attempts", "last error"):
+            table.add_column(column, overflow="fold")
+        for row in dead:
+            table.add_row(
+                row["channel"], row["rule"], str(row["title"])[:80], str(row["attempts"]),
+                str(row["error"] or "")[:120],
+            )  # fmt: skip
+        console.print(table)
+
+
+# --- end channels --------------------------------------------------------------------------
 
 
 @app.command()

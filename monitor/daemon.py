@@ -30,12 +30,25 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from monitor.alerts import Channel, ConsoleChannel, Dispatcher, route
+from monitor.alerts import (
+    Channel,
+    ConsoleChannel,
+    Dispatcher,
+    Policies,
+    QuietWindow,
+    Renderer,
+    RulePolicy,
+    TagPolicy,
+    load_channels,
+    route,
+    route_notice,
+    unrouted_tags,
+)
 from monitor.config import Settings
 from monitor.errors import RuleError
 from monitor.fetch import Fetcher, FetchLimits
 from monitor.pipeline import PollContext, PollReport, poll_feed
-from monitor.rules import FeedConfig, Rule, RuleSet, load_rules
+from monitor.rules import FeedConfig, QuietHours, Rule, RuleSet, load_rules, parse_quiet_hours
 from monitor.store import Store
 
 log = logging.getLogger("monitor.daemon")
@@ -86,6 +99,71 @@ def rules_signature(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(signature)
 
 
+# --- channels and delivery policies (issue 5) -------------------------------------------------
+
+
+def templates_dir(rules_dir: Path) -> Path:
+    """Where template overrides live: ``rules/templates/``."""
+    return (rules_dir if rules_dir.is_dir() else rules_dir.parent) / "templates"
+
+
+def build_channels(settings: Settings) -> list[Channel]:
+    """The Apprise channels the settings configure; none: the console and alerts.jsonl.
+
+    A configured source that yields no service raises ConfigError (Apprise only logs it).
+    """
+    renderer = Renderer(templates_dir(settings.rules_dir))
+    channels: list[Channel] = list(
+        load_channels(settings.apprise_urls.get_secret_value(), settings.apprise_config, renderer)
+    )
+    return channels or [ConsoleChannel(settings.data_dir / "alerts.jsonl", renderer=renderer)]
+
+
+def _quiet(hours: QuietHours | None) -> QuietWindow | None:
+    return QuietWindow(hours.start, hours.end, hours.zone) if hours else None
+
+
+def policies_of(ruleset: RuleSet) -> Policies:
+    """Rule and channel-tag facts as the plain values the dispatcher decides from."""
+    rules = {
+        rule.id: RulePolicy(
+            title=rule.title,
+            throttle=rule.throttle,
+            digest=rule.digest,
+            quiet=_quiet(parse_quiet_hours(rule.quiet_hours)) if rule.quiet_hours else None,
+        )
+        for rule in ruleset.rules
+    }
+    tags = {
+        tag: TagPolicy(
+            rate_count=policy.rate_count,
+            rate_period=policy.rate_period,
+            quiet=_quiet(policy.quiet),
+            bypass_severity=policy.bypass_severity,
+        )
+        for tag, policy in ruleset.channels.items()
+    }
+    return Policies(rules=rules, tags=tags)
+
+
+def channel_warnings(ruleset: RuleSet, channels: Sequence[Channel]) -> list[str]:
+    """Tags no channel carries: a rule's ``notify`` tag, the ``ops`` tag of health notices."""
+    positions = {rule.id: rule.position for rule in ruleset.rules}
+    warnings = [
+        f"{positions[rule]}: warning: rule '{rule}' notifies tag '{tag}', which no channel "
+        "carries (check MONITOR_APPRISE_CONFIG tags)"
+        for rule, tag in unrouted_tags({r.id: r.notify for r in ruleset.rules}, channels)
+    ]
+    if channels and ruleset.feeds.feeds and unrouted_tags({"-": ["ops"]}, channels):
+        warnings.append(
+            "warning: no channel carries the 'ops' tag: feed-health alerts go to every channel"
+        )
+    return warnings
+
+
+# --- end channels --------------------------------------------------------------------------
+
+
 @dataclass
 class RunSummary:
     polls: list[PollReport]
@@ -112,8 +190,14 @@ class Daemon:
         self._signature = rules_signature(settings.rules_dir)
         self.store = store or Store.open(settings.database_url.get_secret_value())
         self.fetcher = fetcher or make_fetcher(settings)
-        self.channels = list(channels or [ConsoleChannel(settings.data_dir / "alerts.jsonl")])
-        self.dispatcher = Dispatcher(self.store, self.channels, self.owner)
+        self.channels = list(channels) if channels is not None else build_channels(settings)
+        for warning in channel_warnings(self.ruleset, self.channels):
+            log.warning("%s", warning)
+        self.dispatcher = Dispatcher(
+            self.store, self.channels, self.owner, policies=policies_of(self.ruleset)
+        )
+        if self.store.dialect == "sqlite":  # one process per SQLite file: stale claims are ours
+            self.store.release_claims()
         self.rng = random.Random()
         self.in_flight: set[asyncio.Task[PollReport | None]] = set()
         self.stopping = asyncio.Event()
@@ -130,6 +214,7 @@ class Daemon:
             env=dict(os.environ),
             backoff_ceiling=self.settings.backoff_ceiling,
             rng=self.rng,
+            notice_channels=lambda: route_notice(self.channels),
         )
 
     def _load_rules(self) -> RuleSet:
@@ -191,8 +276,10 @@ class Daemon:
             self.store.release_feed(feed_id, self.owner)
 
     async def deliver(self) -> None:
+        """Plan new alerts and start each channel's due sends (a slow channel delays only
+        itself: its sends run as their own task)."""
         try:
-            await self.dispatcher.deliver_due(self.clock())
+            self.dispatcher.start_due(self.clock())
         except Exception:
             log.exception("delivery round failed")
 
@@ -210,6 +297,7 @@ class Daemon:
             log.error("keeping the last valid rules (%d rules)", len(self.ruleset.rules))
             return False
         self.ruleset = ruleset
+        self.dispatcher.policies = policies_of(ruleset)
         self._sync_feeds()
         log.info("rules reloaded rules=%d feeds=%d", len(ruleset.rules), len(ruleset.feeds.feeds))
         return True
@@ -276,5 +364,6 @@ class Daemon:
             if pending:
                 log.warning("abandoned %d in-flight polls at shutdown", len(pending))
                 await asyncio.wait(pending, timeout=1.0)
+        await self.dispatcher.drain(timeout=1.0)
         await self.fetcher.aclose()
         self.store.close()

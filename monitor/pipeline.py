@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from monitor.alerts import health_event, health_notice, silence_due
 from monitor.dedupe import best_story, fingerprint_hashes, unique_by_identity
 from monitor.errors import MonitorError, ParseError
 from monitor.fetch import Fetcher, FetchOutcome, FetchRequest, backoff_delay, next_interval
 from monitor.parse import ParsedFeed, parse_feed
 from monitor.rules import FeedConfig, Rule, RuleSet
-from monitor.schema import Article
+from monitor.schema import Article, format_duration
 from monitor.store import FeedState, NewItem, PollRecord, QueuedAlert, Store
 
 log = logging.getLogger("monitor.pipeline")
@@ -42,6 +43,8 @@ class PollContext:
     env: Mapping[str, str] = field(default_factory=dict)
     backoff_ceiling: timedelta = timedelta(hours=6)
     rng: random.Random = field(default_factory=random.Random)
+    #: The channels feed-health notices go to (the ``ops`` tag); none: notices are not queued.
+    notice_channels: Callable[[], list[str]] = list
 
     @cached_property
     def rules_by_id(self) -> dict[str, Rule]:
@@ -130,6 +133,7 @@ async def poll_feed(feed: FeedConfig, ctx: PollContext, now: datetime) -> PollRe
         first_poll_done=True,
         last_item_count=len(parsed.articles),
         **next_poll,
+        **_health(poll, ok=True, new_items=len(fresh)),
     )
     return PollReport(
         feed=feed.name,
@@ -200,6 +204,7 @@ def _record_unchanged(poll: _Poll, outcome: FetchOutcome) -> PollReport:
         last_success_at=now,
         first_poll_done=True,
         **next_poll,
+        **_health(poll, ok=True, new_items=0),
     )
     kind = "not_modified" if outcome.kind == "not_modified" else "unchanged"
     return PollReport(
@@ -236,6 +241,7 @@ def _record_failure(
         consecutive_failures=failures,
         last_polled_at=now,
         next_poll_at=now + delay,
+        **_health(poll, ok=False, failures=failures, error=message),
     )
     return PollReport(
         feed=feed.name,
@@ -245,6 +251,51 @@ def _record_failure(
         next_poll_at=now + delay,
         elapsed=outcome.elapsed if outcome else 0.0,
     )
+
+
+def _health(
+    poll: _Poll, *, ok: bool, failures: int = 0, new_items: int = 0, error: str = ""
+) -> dict[str, Any]:
+    """Feed-health notices: after ``failure_alert_after`` failures in a row (once), on the
+    recovery after that, and when a feed that used to publish stays silent ``silence_after``.
+    Returned as ``update_feed`` arguments, so the notice and the state that prevents a second
+    one are written in one transaction."""
+    feed, state, ctx, now = poll.feed, poll.state, poll.ctx, poll.now
+    event = health_event(
+        ok=ok,
+        failures=failures,
+        failure_alert_after=feed.failure_alert_after,
+        failure_alerted=state.failure_alerted,
+    )
+    facts: dict[str, Any] = {"feed": feed.name, "url": feed.url}
+    values: dict[str, Any] = {}
+    if event == "failure":
+        facts.update(failures=failures, error=error)
+        values["failure_alerted"] = True
+    elif event == "recovery":
+        values["failure_alerted"] = False
+    elif (
+        ok
+        and not new_items
+        and silence_due(
+            last_new_item_at=state.last_new_item_at,
+            silence_after=feed.silence_after,
+            silence_alerted=state.silence_alerted,
+            now=now,
+        )
+    ):
+        assert feed.silence_after is not None and state.last_new_item_at is not None
+        event = "silence"
+        facts.update(
+            silent_for=format_duration(feed.silence_after),
+            last_new_item_at=state.last_new_item_at.isoformat(),
+        )
+        values["silence_alerted"] = True
+    if event is None:
+        return {}
+    log.warning("feed health feed=%s event=%s", feed.name, event)
+    channels = ctx.notice_channels()
+    return {**values, "notice": health_notice(event, facts, channels), "now": now}
 
 
 def _record_gone(poll: _Poll, outcome: FetchOutcome) -> PollReport:

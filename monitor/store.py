@@ -11,7 +11,14 @@ What it keeps, and why:
   ``story_hashes`` group near-duplicate articles into one story.
 - ``matches``, ``alerts`` (one per rule and story) and ``deliveries`` (one per alert and
   channel): the durable outbox. A match, its alert and its deliveries are written in the same
-  transaction as the articles and seen keys of the poll that found them.
+  transaction as the articles and seen keys of the poll that found them. Feed-health notices
+  are alerts too (``rule_id`` ``@feed-health``, ``story_id`` the negated alert id, so the
+  one-alert-per-story constraint never merges two of them), written in the transaction that
+  records the feed's state.
+- ``rule_windows`` (throttle state per rule) and ``channel_sends`` (messages sent per channel,
+  for rate limits): the state the delivery policies decide from. An alert is *planned* once
+  (``alerts.planned_at``): its deliveries get their release time and ``batch_key``, and the
+  deliveries of one channel that share a batch key are sent as one message.
 
 Schema changes are numbered migrations recorded in ``schema_version``.
 """
@@ -41,6 +48,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    case,
     create_engine,
     delete,
     event,
@@ -50,6 +58,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -111,6 +120,7 @@ feeds = Table(
     Column("new_items_total", Integer, nullable=False, default=0),
     Column("last_new_item_at", UTCDateTime),
     Column("failure_alerted", Boolean, nullable=False, default=False),
+    Column("silence_alerted", Boolean, nullable=False, default=False),  # migration 2
     Column("lease_owner", Text),
     Column("lease_expires_at", UTCDateTime),
 )
@@ -185,6 +195,7 @@ alerts = Table(
     Column("release_at", UTCDateTime),  # quiet hours, digests, throttle windows
     Column("also_reported_by", Text, nullable=False, default="[]"),  # JSON list of feed names
     Column("data", Text, nullable=False),  # what rendering needs: article + match, JSON
+    Column("planned_at", UTCDateTime),  # migration 2: when the delivery policies decided
     UniqueConstraint("rule_id", "story_id", name="uq_alerts_rule_story"),
 )
 
@@ -201,17 +212,59 @@ deliveries = Table(
     Column("sent_at", UTCDateTime),
     Column("claimed_by", Text),
     Column("claimed_until", UTCDateTime),
+    Column("batch_key", Text),  # migration 2: same channel and key -> one message
     UniqueConstraint("alert_id", "channel", name="uq_deliveries_alert_channel"),
     Index("ix_deliveries_due", "state", "next_attempt_at"),
 )
+
+
+rule_windows = Table(
+    "rule_windows",
+    metadata,
+    Column("rule_id", Text, primary_key=True),
+    Column("window_until", UTCDateTime, nullable=False),
+    Column("held", Boolean, nullable=False, default=False),  # a folded message goes at the end
+)
+
+channel_sends = Table(
+    "channel_sends",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", Text, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=False),
+    Column("alerts", Integer, nullable=False, default=1),  # deliveries the message carried
+    Index("ix_channel_sends_channel_sent_at", "channel", "sent_at"),
+)
+
+NOTICE_RULE = "@feed-health"
 
 
 def _migration_1(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+def _migration_2(conn: Connection) -> None:
+    """Delivery policies: planning, batch keys, throttle windows, per-channel sends, silence.
+
+    Migration 1 creates whatever ``metadata`` holds, so on a new database these already exist;
+    on an older one they are added.
+    """
+    metadata.create_all(conn)  # the new tables (checkfirst)
+    inspector = sa_inspect(conn)
+    for table, column in (
+        (feeds, feeds.c.silence_alerted),
+        (alerts, alerts.c.planned_at),
+        (deliveries, deliveries.c.batch_key),
+    ):
+        if column.name in {c["name"] for c in inspector.get_columns(table.name)}:
+            continue
+        kind = column.type.compile(dialect=conn.dialect)
+        extra = " NOT NULL DEFAULT false" if isinstance(column.type, Boolean) else ""
+        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{extra}")
+
+
 #: Numbered schema migrations; each runs once, in order, in its own transaction.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -245,6 +298,7 @@ class FeedState:
     new_items_total: int
     last_new_item_at: datetime | None
     failure_alerted: bool
+    silence_alerted: bool = False
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
 
@@ -290,8 +344,60 @@ class Delivery:
     channel: str
     attempts: int
     rule_id: str
-    payload: dict[str, Any]  # {"article": ..., "match": ...}
+    payload: dict[str, Any]  # {"article": ..., "match": ...} or {"notice": ...}
     also_reported_by: list[str]
+    batch_key: str | None = None
+    severity: str = "medium"
+    created_at: datetime | None = None
+
+
+@dataclass
+class RuleWindow:
+    """Throttle state of one rule: no alert before ``window_until``; ``held``: a folded
+    message is due at ``window_until`` (so the next window starts there)."""
+
+    window_until: datetime
+    held: bool = False
+
+
+@dataclass
+class PlanInput:
+    """What the delivery policies decide an alert's plan from (see ``Store.plan_alerts``)."""
+
+    alert_id: int
+    rule_id: str
+    severity: str
+    channels: list[str]
+    window: RuleWindow | None
+
+
+@dataclass
+class AlertPlan:
+    """When each channel gets an alert and with which batch; the rule's new throttle state."""
+
+    deliveries: dict[str, tuple[datetime, str | None]]  # channel -> (release at, batch key)
+    window: RuleWindow | None = None
+
+
+@dataclass
+class Notice:
+    """An operational alert (feed health) to queue: severity, facts, channels."""
+
+    kind: str  # failure | recovery | silence
+    severity: str
+    facts: dict[str, Any]
+    channels: list[str]
+
+
+@dataclass
+class ChannelStats:
+    """Per channel, for /metrics and `monitor status`."""
+
+    sent: int = 0  # deliveries accepted
+    failed: int = 0  # failed attempts of deliveries still pending or dead
+    dead: int = 0  # deliveries given up
+    pending: int = 0  # deliveries waiting (the outbox depth of the channel)
+    retrying: int = 0  # pending deliveries that failed at least once
 
 
 @dataclass
@@ -400,13 +506,49 @@ class Store:
             rows = conn.execute(select(feeds).order_by(feeds.c.name)).all()
         return [FeedState(**row._asdict()) for row in rows]
 
-    def update_feed(self, feed_id: int, **values: Any) -> None:
-        """Record the outcome of a poll on the feed row (validators, status, schedule...)."""
+    def update_feed(
+        self,
+        feed_id: int,
+        *,
+        notice: Notice | None = None,
+        now: datetime | None = None,
+        **values: Any,
+    ) -> None:
+        """Record the outcome of a poll on the feed row (validators, status, schedule...);
+        with ``notice``, queue that feed-health alert in the same transaction."""
         unknown = set(values) - set(feeds.c.keys())
         if unknown:
             raise ValueError(f"not feed columns: {sorted(unknown)}")
         with self.engine.begin() as conn:
             conn.execute(update(feeds).where(feeds.c.id == feed_id).values(**values))
+            if notice is not None:
+                self._queue_notice(conn, notice, now or datetime.now(UTC))
+
+    def _queue_notice(self, conn: Connection, notice: Notice, now: datetime) -> int:
+        data = json.dumps({"notice": {"kind": notice.kind, **notice.facts}})
+        alert_id = int(
+            conn.execute(
+                insert(alerts)
+                .values(
+                    rule_id=NOTICE_RULE, story_id=0, article_id="", severity=notice.severity,
+                    created_at=now, state="queued", also_reported_by="[]", data=data,
+                )
+                .returning(alerts.c.id)
+            ).scalar_one()
+        )  # fmt: skip
+        conn.execute(update(alerts).where(alerts.c.id == alert_id).values(story_id=-alert_id))
+        if notice.channels:
+            conn.execute(
+                insert(deliveries),
+                [
+                    {"alert_id": alert_id, "channel": channel, "state": "pending", "attempts": 0,
+                     "next_attempt_at": now}
+                    for channel in notice.channels
+                ],
+            )  # fmt: skip
+        else:
+            conn.execute(update(alerts).where(alerts.c.id == alert_id).values(state="done"))
+        return alert_id
 
     def claim_due_feeds(
         self, owner: str, now: datetime, lease: timedelta, limit: int = 100
@@ -493,6 +635,9 @@ class Store:
             present = [key for key in record.present_keys if key not in new_keys]
             for chunk in _chunks(present, 500):
                 conn.execute(update(seen).where(seen.c.key.in_(chunk)).values(last_seen_at=now))
+                result.also_reported += self._note_carried_elsewhere(
+                    conn, chunk, record.feed_id, feed_name
+                )
             if record.new_items:
                 conn.execute(
                     update(feeds)
@@ -500,6 +645,7 @@ class Store:
                     .values(
                         new_items_total=feeds.c.new_items_total + len(record.new_items),
                         last_new_item_at=now,
+                        silence_alerted=False,
                     )
                 )
         return result
@@ -614,6 +760,24 @@ class Store:
             )  # fmt: skip
         return int(alert_id)
 
+    def _note_carried_elsewhere(
+        self, conn: Connection, keys: list[str], feed_id: int, feed_name: str
+    ) -> list[int]:
+        """Items this feed carries that another feed brought first (the same URL): list this
+        feed as "also reported by" on the alerts of their story."""
+        story_ids = (
+            select(articles.c.story_id)
+            .join(seen, seen.c.article_id == articles.c.id)
+            .where(seen.c.key.in_(keys), or_(seen.c.feed_id != feed_id, seen.c.feed_id.is_(None)))
+            .where(articles.c.feed_id != feed_id)
+        )
+        rows = conn.execute(
+            select(alerts.c.rule_id, alerts.c.story_id).where(alerts.c.story_id.in_(story_ids))
+        ).all()
+        return [
+            self._note_also_reported(conn, row.rule_id, row.story_id, feed_name) for row in rows
+        ]
+
     def _note_also_reported(self, conn: Connection, rule_id: str, story_id: int, feed: str) -> int:
         row = conn.execute(
             select(alerts.c.id, alerts.c.also_reported_by).where(
@@ -633,9 +797,15 @@ class Store:
     # -- the outbox ------------------------------------------------------------------------
 
     def claim_deliveries(
-        self, owner: str, now: datetime, claim_for: timedelta, limit: int = 50
+        self,
+        owner: str,
+        now: datetime,
+        claim_for: timedelta,
+        limit: int = 50,
+        exclude_channels: Sequence[str] = (),
     ) -> list[Delivery]:
-        """Take due deliveries for this process for ``claim_for``; others skip them meanwhile.
+        """Take due deliveries of planned alerts for this process for ``claim_for``; others
+        skip them meanwhile (``exclude_channels``: those this process is still sending to).
 
         A claim that is never settled (the process died) expires, and the delivery is tried
         again: a channel may then get an alert once more than it accepted, never less.
@@ -644,12 +814,19 @@ class Store:
             deliveries.c.state == "pending",
             deliveries.c.next_attempt_at <= now,
             or_(deliveries.c.claimed_until.is_(None), deliveries.c.claimed_until <= now),
+            alerts.c.planned_at.is_not(None),
         )
+        if exclude_channels:
+            due = and_(due, deliveries.c.channel.not_in(list(exclude_channels)))
         query = (
-            select(deliveries.c.id).where(due).order_by(deliveries.c.next_attempt_at).limit(limit)
+            select(deliveries.c.id)
+            .join(alerts, alerts.c.id == deliveries.c.alert_id)
+            .where(due)
+            .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+            .limit(limit)
         )
         if self.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+            query = query.with_for_update(skip_locked=True, of=deliveries)
         with self.engine.begin() as conn:
             ids = list(conn.execute(query).scalars())
             if not ids:
@@ -660,7 +837,14 @@ class Store:
                 .values(claimed_by=owner, claimed_until=now + claim_for)
             )
             rows = conn.execute(
-                select(deliveries, alerts.c.data, alerts.c.also_reported_by, alerts.c.rule_id)
+                select(
+                    deliveries,
+                    alerts.c.data,
+                    alerts.c.also_reported_by,
+                    alerts.c.rule_id,
+                    alerts.c.severity,
+                    alerts.c.created_at,
+                )
                 .join(alerts, alerts.c.id == deliveries.c.alert_id)
                 .where(deliveries.c.id.in_(ids))
                 .order_by(deliveries.c.id)
@@ -674,9 +858,188 @@ class Store:
                 rule_id=row.rule_id,
                 payload=json.loads(row.data),
                 also_reported_by=json.loads(row.also_reported_by),
+                batch_key=row.batch_key,
+                severity=row.severity,
+                created_at=row.created_at,
             )
             for row in rows
         ]
+
+    def release_claims(self) -> int:
+        """Forget every delivery claim (a single-process SQLite daemon starting: whoever held
+        them is dead, and its sends are to be retried now rather than when claims expire)."""
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.claimed_until.is_not(None))
+                    .values(claimed_by=None, claimed_until=None)
+                ).rowcount
+            )
+
+    def plan_alerts(
+        self, now: datetime, decide: Callable[[PlanInput], AlertPlan], limit: int = 500
+    ) -> int:
+        """Decide, once, when and how the deliveries of new alerts go (throttle, digest, quiet
+        hours), in one transaction with the throttle state they read and write."""
+        query = (
+            select(alerts.c.id, alerts.c.rule_id, alerts.c.severity)
+            .where(alerts.c.planned_at.is_(None), alerts.c.state != "done")
+            .order_by(alerts.c.id)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self.engine.begin() as conn:
+            rows = conn.execute(query).all()
+            for row in rows:
+                channels = list(
+                    conn.execute(
+                        select(deliveries.c.channel).where(
+                            deliveries.c.alert_id == row.id, deliveries.c.state == "pending"
+                        )
+                    ).scalars()
+                )
+                found = conn.execute(
+                    select(rule_windows).where(rule_windows.c.rule_id == row.rule_id)
+                ).first()
+                window = RuleWindow(found.window_until, found.held) if found else None
+                plan = decide(PlanInput(row.id, row.rule_id, row.severity, channels, window))
+                for channel, (release_at, batch_key) in plan.deliveries.items():
+                    conn.execute(
+                        update(deliveries)
+                        .where(deliveries.c.alert_id == row.id, deliveries.c.channel == channel)
+                        .values(next_attempt_at=release_at, batch_key=batch_key)
+                    )
+                if plan.window is not None:
+                    values = {"window_until": plan.window.window_until, "held": plan.window.held}
+                    conn.execute(
+                        _upsert(conn, rule_windows)
+                        .values(rule_id=row.rule_id, **values)
+                        .on_conflict_do_update(index_elements=["rule_id"], set_=values)
+                    )
+                release = max((r for r, _ in plan.deliveries.values()), default=now)
+                held = release > now
+                conn.execute(
+                    update(alerts)
+                    .where(alerts.c.id == row.id)
+                    .values(
+                        planned_at=now,
+                        state="held" if held else "queued",
+                        release_at=release if held else None,
+                    )
+                )
+        return len(rows)
+
+    def sends_since(self, channel: str, since: datetime) -> list[datetime]:
+        """When this channel was sent a message since ``since`` (for rate limits), oldest first."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(channel_sends.c.sent_at)
+                    .where(channel_sends.c.channel == channel, channel_sends.c.sent_at >= since)
+                    .order_by(channel_sends.c.sent_at)
+                ).scalars()
+            )
+
+    def postpone_deliveries(
+        self, delivery_ids: Sequence[int], until: datetime, batch_key: str | None = None
+    ) -> None:
+        """Give claimed deliveries back, due again at ``until`` (not a failed attempt)."""
+        values: dict[str, Any] = {
+            "next_attempt_at": until, "claimed_by": None, "claimed_until": None,
+        }  # fmt: skip
+        if batch_key is not None:
+            values["batch_key"] = batch_key
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(deliveries).where(deliveries.c.id.in_(list(delivery_ids))).values(**values)
+            )
+
+    def settle_deliveries(
+        self,
+        delivery_ids: Sequence[int],
+        now: datetime,
+        *,
+        sent: bool,
+        channel: str,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
+        """Record one message that carried these deliveries (one transaction), and, when the
+        channel accepted it, count it against the channel's rate limit."""
+        with self.engine.begin() as conn:
+            for delivery_id in delivery_ids:
+                self._settle(conn, delivery_id, now, sent=sent, error=error, retry_at=retry_at)
+            if sent:
+                conn.execute(
+                    insert(channel_sends).values(
+                        channel=channel, sent_at=now, alerts=len(delivery_ids)
+                    )
+                )
+
+    def channel_stats(self) -> dict[str, ChannelStats]:
+        """Deliveries per channel: sent, failed attempts, dead-lettered, pending (for /metrics)."""
+        stats: dict[str, ChannelStats] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    deliveries.c.channel,
+                    deliveries.c.state,
+                    func.count(),
+                    func.sum(deliveries.c.attempts),
+                    func.sum(case((deliveries.c.attempts > 0, 1), else_=0)),
+                ).group_by(deliveries.c.channel, deliveries.c.state)
+            ).all()
+        for channel, state, count, attempts, tried in rows:
+            entry = stats.setdefault(channel, ChannelStats())
+            if state == "sent":
+                entry.sent += int(count)
+                entry.failed += int(attempts or 0) - int(count)
+            elif state == "dead":
+                entry.dead += int(count)
+                entry.failed += int(attempts or 0)
+            else:
+                entry.pending += int(count)
+                entry.retrying += int(tried or 0)
+                entry.failed += int(attempts or 0)
+        return stats
+
+    def outbox_depth(self) -> int:
+        """Deliveries not yet sent nor given up (held ones included)."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(deliveries)
+                    .where(deliveries.c.state == "pending")
+                ).scalar_one()
+            )
+
+    def dead_letters(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The most recent dead-lettered deliveries: channel, rule, title, attempts, error."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    deliveries.c.id, deliveries.c.channel, deliveries.c.attempts,
+                    deliveries.c.last_error, alerts.c.rule_id, alerts.c.data, alerts.c.created_at,
+                )
+                .join(alerts, alerts.c.id == deliveries.c.alert_id)
+                .where(deliveries.c.state == "dead")
+                .order_by(deliveries.c.id.desc())
+                .limit(limit)
+            ).all()  # fmt: skip
+        result = []
+        for row in rows:
+            data = json.loads(row.data)
+            title = (data.get("article") or {}).get("title") or (data.get("notice") or {}).get(
+                "feed", ""
+            )
+            result.append(
+                {"id": row.id, "channel": row.channel, "rule": row.rule_id, "title": title,
+                 "attempts": row.attempts, "error": row.last_error, "created_at": row.created_at}
+            )  # fmt: skip
+        return result
 
     def settle_delivery(
         self,
@@ -688,6 +1051,19 @@ class Store:
         retry_at: datetime | None = None,
     ) -> None:
         """Record a send: sent, to be retried at ``retry_at``, or dead (no ``retry_at``)."""
+        with self.engine.begin() as conn:
+            self._settle(conn, delivery_id, now, sent=sent, error=error, retry_at=retry_at)
+
+    def _settle(
+        self,
+        conn: Connection,
+        delivery_id: int,
+        now: datetime,
+        *,
+        sent: bool,
+        error: str | None,
+        retry_at: datetime | None,
+    ) -> None:
         values: dict[str, Any] = {
             "attempts": deliveries.c.attempts + 1,
             "claimed_by": None,
@@ -699,18 +1075,17 @@ class Store:
             values.update(state="pending", next_attempt_at=retry_at, last_error=error)
         else:
             values.update(state="dead", last_error=error)
-        with self.engine.begin() as conn:
-            conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
-            alert_id = select(deliveries.c.alert_id).where(deliveries.c.id == delivery_id)
-            open_left = (
-                select(func.count())
-                .select_from(deliveries)
-                .where(deliveries.c.alert_id.in_(alert_id), deliveries.c.state == "pending")
-                .scalar_subquery()
-            )
-            conn.execute(
-                update(alerts).where(alerts.c.id.in_(alert_id), open_left == 0).values(state="done")
-            )
+        conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
+        alert_id = select(deliveries.c.alert_id).where(deliveries.c.id == delivery_id)
+        open_left = (
+            select(func.count())
+            .select_from(deliveries)
+            .where(deliveries.c.alert_id.in_(alert_id), deliveries.c.state == "pending")
+            .scalar_subquery()
+        )
+        conn.execute(
+            update(alerts).where(alerts.c.id.in_(alert_id), open_left == 0).values(state="done")
+        )
 
     # -- reading back ----------------------------------------------------------------------
 
@@ -756,6 +1131,7 @@ class Store:
                 alerts.c.created_at < cutoff, alerts.c.state == "done"
             )
             conn.execute(delete(deliveries).where(deliveries.c.alert_id.in_(done_alerts)))
+            conn.execute(delete(channel_sends).where(channel_sends.c.sent_at < cutoff))
         return removed
 
 
