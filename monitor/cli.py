@@ -235,11 +235,18 @@ def status() -> None:
             str(feed.last_item_count if feed.last_item_count is not None else ""),
             str(feed.consecutive_failures or ""),
             _ago(feed.next_poll_at, now) if feed.enabled and not feed.disabled_reason else "",
-            (feed.last_error or "")[:120],
+            _masked(feed.last_error or "", settings)[:120],
         )
     console.print(table)
     counts = ", ".join(f"{n} {state}" for state, n in sorted(outbox.items())) or "empty"
     console.print(f"Outbox: {counts}")
+
+
+def _masked(text: str, settings: Settings) -> str:
+    text = mask_url_password(text)
+    for secret in settings.secrets():
+        text = text.replace(secret, MASK)
+    return text
 
 
 def _feed_state_label(feed: FeedState) -> str:

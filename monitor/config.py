@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     lease: Duration = timedelta(seconds=90)
     #: /healthz answers 503 when the scheduler's heartbeat is older than this.
     health_stale_after: Duration = timedelta(seconds=30)
+    #: How often the status page reloads itself.
+    status_refresh: Duration = timedelta(seconds=30)
 
     @field_validator("apprise_config", mode="before")
     @classmethod

@@ -347,6 +347,7 @@ class Daemon:
             token=token.get_secret_value() if token else None,
             secrets=self.settings.secrets(),
             rule_ids=lambda: [r.id for r in self.ruleset.rules],
+            refresh=max(1, round(self.settings.status_refresh.total_seconds())),
             clock=self.clock,
         )
         self.web = WebServer(app, *bind)
