@@ -189,7 +189,7 @@ def run(
         summary = asyncio.run(_run_once(daemon))
         for report in summary.polls:
             detail = report.error or f"{report.new_items} new, {report.alerts} alerts"
-            typer.echo(f"{report.feed}: {report.outcome} ({detail})")
+            typer.echo(_masked(f"{report.feed}: {report.outcome} ({detail})", settings))
         typer.echo(f"delivered {summary.delivered} alert(s)")
         return
     raise typer.Exit(asyncio.run(daemon.run()))
