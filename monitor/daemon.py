@@ -160,7 +160,8 @@ class Daemon:
             return
         now = self.clock()
         lease = self.settings.lease
-        room = max(self.settings.max_concurrency * 2 - len(self.in_flight), 0)
+        # lease no more than can start now: a lease must not run out while its feed waits here
+        room = max(self.settings.max_concurrency - len(self.in_flight), 0)
         if room == 0:
             return
         configs = self._feeds_by_url()

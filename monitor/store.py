@@ -18,6 +18,7 @@ Schema changes are numbered migrations recorded in ``schema_version``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -577,14 +579,26 @@ class Store:
     def _still_new(self, conn: Connection, items: list[NewItem]) -> list[NewItem]:
         """The items no other process recorded since the caller looked (scale-out).
 
-        On PostgreSQL, recording new items is serialised across processes by a transaction
-        advisory lock: the same item carried by two feeds, or two near-duplicates of one story,
-        polled at the same moment by two processes, then make one article, one story and one
-        alert, not a primary-key clash or a second story. The lock is held only for this short
-        transaction (no I/O happens inside it). SQLite has one writer at a time anyway.
+        On PostgreSQL, transaction advisory locks on the items' story hashes and identity keys
+        serialise the recording of items that could collide across processes: the same item
+        carried by two feeds, or two near-duplicates of one story (they share a hash), polled
+        at the same moment by two processes, then make one article, one story and one alert,
+        not a primary-key clash or a second story. Unrelated items take different locks and do
+        not wait for each other; locks are taken in ascending order (no deadlock) and held only
+        for this short transaction. SQLite has one writer at a time anyway.
         """
         if self.dialect == "postgresql":
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(46002)")
+            locks = sorted(
+                {h for item in items for h in item.story_hashes}
+                | {_lock_id(key) for item in items for key in item.keys}
+            )
+            conn.execute(
+                text(
+                    "SELECT pg_advisory_xact_lock(h) FROM "
+                    "(SELECT DISTINCT unnest(CAST(:locks AS bigint[])) AS h ORDER BY h) AS ordered"
+                ),
+                {"locks": [_signed64(h) for h in locks]},
+            )
         keys = [key for item in items for key in item.keys]
         known: set[str] = set()
         for chunk in _chunks(keys, 500):
@@ -1002,6 +1016,16 @@ def _upsert(conn: Connection, table: Table) -> Any:
     """INSERT ... ON CONFLICT for the connection's dialect (SQLite and PostgreSQL agree)."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
+
+
+def _signed64(value: int) -> int:
+    """A 64-bit hash as PostgreSQL's signed bigint."""
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _lock_id(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
 
 
 def _chunks(values: list[str], size: int) -> Iterable[list[str]]:
