@@ -331,7 +331,9 @@ border-bottom:1px solid #dee2e6;vertical-align:middle}th{background:#f1f3f5;font
 .muted{color:#868e96}.ok{color:#2b8a3e}.new{color:#1c7ed6}.backoff{color:#e67700}
 .disabled,.removed,.dead{color:#c92a2a}.num{text-align:right;font-variant-numeric:tabular-nums}
 .err{color:#c92a2a;font-size:.9em;word-break:break-word}svg{display:block}
-.legend span{margin-right:1em;white-space:nowrap}.legend svg{display:inline-block;vertical-align:middle}.sev-critical,.sev-high{font-weight:600;color:#c92a2a}
+.legend span{margin-right:1em;white-space:nowrap}
+.legend svg{display:inline-block;vertical-align:middle}
+.sev-critical,.sev-high{font-weight:600;color:#c92a2a}
 """
 STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
 CSP = (
