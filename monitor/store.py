@@ -535,7 +535,7 @@ class Store:
         with self.engine.begin() as conn:
             new_items = record.new_items
             if new_items:
-                new_items = self._still_new(conn, new_items)
+                new_items = self._still_new(conn, new_items, record.feed_id)
             for item in new_items:
                 story_id = self._story_for(conn, item, record.pick_story, now)
                 conn.execute(
@@ -576,7 +576,7 @@ class Store:
                 )
         return result
 
-    def _still_new(self, conn: Connection, items: list[NewItem]) -> list[NewItem]:
+    def _still_new(self, conn: Connection, items: list[NewItem], feed_id: int) -> list[NewItem]:
         """The items no other process recorded since the caller looked (scale-out).
 
         On PostgreSQL, transaction advisory locks on the items' story hashes and identity keys
@@ -585,8 +585,15 @@ class Store:
         at the same moment by two processes, then make one article, one story and one alert,
         not a primary-key clash or a second story. Unrelated items take different locks and do
         not wait for each other; locks are taken in ascending order (no deadlock) and held only
-        for this short transaction. SQLite has one writer at a time anyway.
+        for this short transaction. SQLite has one writer at a time: a first write takes the
+        write lock before anything is read, so what follows reads the latest commit.
         """
+        if self.dialect == "sqlite":
+            conn.execute(
+                update(feeds)
+                .where(feeds.c.id == feed_id)
+                .values(new_items_total=feeds.c.new_items_total)
+            )
         if self.dialect == "postgresql":
             locks = sorted(
                 {h for item in items for h in item.story_hashes}
