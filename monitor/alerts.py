@@ -34,7 +34,7 @@ import logging
 import random
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -953,12 +953,16 @@ class Dispatcher:
         owner: str,
         rng: random.Random | None = None,
         policies: Policies | None = None,
+        *,
+        on_sent: Callable[[list[int]], None] | None = None,
     ) -> None:
         self.store = store
         self.channels = {c.name: c for c in channels}
         self.owner = owner
         self.rng = rng or random.Random()
         self.policies = policies or Policies()
+        #: told the ids of deliveries a channel accepted (metrics); must not raise
+        self.on_sent = on_sent
         self._busy: dict[str, asyncio.Task[tuple[int, int]]] = {}
 
     def plan(self, now: datetime) -> int:
@@ -1067,8 +1071,11 @@ class Dispatcher:
                 log.exception("channel %s crashed", name)
                 self._failed(group, now, f"{type(exc).__name__}: {exc}")
                 continue
-            self.store.settle_deliveries([d.id for d in group], now, sent=True, channel=name)
+            ids = [d.id for d in group]
+            self.store.settle_deliveries(ids, now, sent=True, channel=name)
             accepted += len(group)
+            if self.on_sent is not None:
+                self.on_sent(ids)
         return len(batch), accepted
 
     def _failed(self, group: Sequence[Delivery], now: datetime, error: str) -> datetime | None:

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from monitor import __version__
 from monitor.alerts import Channel, Renderer, send_test
-from monitor.config import MASK, Settings, load_settings
+from monitor.config import MASK, Settings, load_settings, mask_url_password
 from monitor.daemon import (
     Daemon,
     RunSummary,
@@ -115,28 +115,72 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
-    for noisy in ("httpx", "httpcore", "apscheduler"):
+    for noisy in ("httpx", "httpcore", "apscheduler", "uvicorn", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+#: Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_ATTRS = frozenset(
+    [*logging.LogRecord("", 0, "", 0, "", (), None).__dict__, "message", "asctime", "taskName"]
+)
+
+
 class LogFormatter(logging.Formatter):
+    """One line per event with stable keys (``extra=`` fields: feed, rule, article_id, status,
+    elapsed_ms...): ``key=value`` after the message in text, top-level keys in JSON. Every
+    secret of the settings, and any URL password, is masked in the message, the fields and
+    tracebacks; a traceback stays on the line (escaped) in JSON and follows it in text."""
+
     def __init__(self, style: str, secrets: list[str]) -> None:
         super().__init__()
         self.style_name = style
-        self.secrets = [s for s in secrets if len(s) >= 4]
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def mask(self, text: str) -> str:
+        text = mask_url_password(text)
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    def fields(self, record: logging.LogRecord) -> dict[str, object]:
+        found: dict[str, object] = {}
+        for key, value in record.__dict__.items():
+            if key in _RECORD_ATTRS or key.startswith("_") or key == "color_message":
+                continue
+            if value is None or isinstance(value, bool | int | float):
+                found[key] = value
+            else:
+                found[key] = self.mask(str(value))
+        return found
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if record.exc_info:
-            message += "\n" + self.formatException(record.exc_info)
-        for secret in self.secrets:
-            message = message.replace(secret, MASK)
+        message = self.mask(record.getMessage())
+        trace = self.mask(self.formatException(record.exc_info)) if record.exc_info else ""
         stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        fields = self.fields(record)
         if self.style_name == "json":
-            return json.dumps(
-                {"ts": stamp, "level": record.levelname, "logger": record.name, "msg": message}
-            )
-        return f"{stamp} {record.levelname:<7} {record.name}: {message}"
+            line: dict[str, object] = {
+                "ts": stamp, "level": record.levelname, "logger": record.name, "msg": message
+            }  # fmt: skip
+            line.update((k, v) for k, v in fields.items() if k not in line)
+            if trace:
+                line["exc"] = trace
+            return json.dumps(line, ensure_ascii=False, default=str)
+        pairs = "".join(f" {key}={_text_value(value)}" for key, value in fields.items())
+        text = f"{stamp} {record.levelname:<7} {record.name}: {message}{pairs}"
+        return f"{text}\n{trace}" if trace else text
+
+
+def _text_value(value: object) -> str:
+    """A field value for text logs: bare when it is one plain word, else JSON-quoted."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    if text and not any(c.isspace() or c in '"=\\' for c in text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
 
 
 @app.command()
@@ -153,7 +197,7 @@ def run(
         summary = asyncio.run(_run_once(daemon))
         for report in summary.polls:
             detail = report.error or f"{report.new_items} new, {report.alerts} alerts"
-            typer.echo(f"{report.feed}: {report.outcome} ({detail})")
+            typer.echo(_masked(f"{report.feed}: {report.outcome} ({detail})", settings))
         typer.echo(f"delivered {summary.delivered} alert(s)")
         return
     raise typer.Exit(asyncio.run(daemon.run()))
@@ -200,11 +244,18 @@ def status() -> None:
             str(feed.last_item_count if feed.last_item_count is not None else ""),
             str(feed.consecutive_failures or ""),
             _ago(feed.next_poll_at, now) if feed.enabled and not feed.disabled_reason else "",
-            (feed.last_error or "")[:120],
+            _masked(feed.last_error or "", settings)[:120],
         )
     console.print(table)
     counts = ", ".join(f"{n} {state}" for state, n in sorted(outbox.items())) or "empty"
     console.print(f"Outbox: {counts}")
+
+
+def _masked(text: str, settings: Settings) -> str:
+    text = mask_url_password(text)
+    for secret in settings.secrets():
+        text = text.replace(secret, MASK)
+    return text
 
 
 def _feed_state_label(feed: FeedState) -> str:
@@ -531,12 +582,24 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _masked_error(message: str) -> str:
+    """An error message with the settings' secrets (when they load) and URL passwords masked."""
+    try:
+        secrets = load_settings().secrets()
+    except MonitorError:
+        secrets = []
+    message = mask_url_password(message)
+    for secret in secrets:
+        message = message.replace(secret, MASK)
+    return message
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 1."""
     try:
         app()
     except MonitorError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {_masked_error(str(exc))}", err=True)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None

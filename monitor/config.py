@@ -11,8 +11,9 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -54,11 +55,27 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(default=100, ge=1)
     per_host_concurrency: int = Field(default=4, ge=1)
     backoff_ceiling: Duration = timedelta(hours=6)
+    #: How long a process holds a feed it polls (scale-out); a crashed process's feeds are
+    #: taken over by the others once it expires. Longer than the fetch deadline.
+    lease: Duration = timedelta(seconds=90)
+    #: /healthz answers 503 when the scheduler's heartbeat is older than this.
+    health_stale_after: Duration = timedelta(seconds=30)
+    #: How often the status page reloads itself.
+    status_refresh: Duration = timedelta(seconds=30)
 
     @field_validator("apprise_config", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_fetch(self) -> Settings:
+        if self.lease <= self.fetch_timeout:
+            raise ValueError(
+                f"MONITOR_LEASE ({self.lease}) must be longer than MONITOR_FETCH_TIMEOUT "
+                f"({self.fetch_timeout}), or another process would take over a feed mid-poll"
+            )
+        return self
 
     @property
     def allowed_private_host_set(self) -> frozenset[str]:
@@ -97,12 +114,22 @@ class Settings(BaseSettings):
         return shown
 
     def secrets(self) -> list[str]:
-        """The secret values themselves, so that log and error output can be scrubbed of them."""
-        return [
+        """The secret values themselves, so that log and error output can be scrubbed of them.
+
+        Besides each whole value: every Apprise URL on its own and the parts of it that carry
+        credentials (user info, and path segments and query values long enough to be tokens),
+        and the database URL's password; longest first, so a value is masked before its parts.
+        """
+        found = {
             v.get_secret_value()
             for v in (self.database_url, self.apprise_urls, self.http_token)
             if v is not None and v.get_secret_value()
-        ]
+        }
+        found.update(url_secrets(self.database_url.get_secret_value(), parts=False))
+        for url in self.apprise_urls.get_secret_value().replace(",", " ").split():
+            found.add(url)
+            found.update(url_secrets(url, parts=True))
+        return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
 
 
 _URL_PASSWORD = re.compile(r"(?P<head>://[^/:@]*:)[^@/]*@")
@@ -111,6 +138,33 @@ _URL_PASSWORD = re.compile(r"(?P<head>://[^/:@]*:)[^@/]*@")
 def mask_url_password(url: str) -> str:
     """`postgresql://u:secret@h/db` -> `postgresql://u:********@h/db`; the rest stays readable."""
     return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}@", url)
+
+
+#: Shorter pieces of a URL are not treated as secrets (they would mask ordinary words).
+MIN_TOKEN_PART = 6
+
+
+def url_secrets(url: str, *, parts: bool) -> list[str]:
+    """The credentials inside a URL: its password, and with ``parts`` (Apprise URLs, which put
+    tokens anywhere: ``tgram://TOKEN/CHAT``, ``json://u:p@host/?key=TOKEN``) also its user
+    name and every path segment and query value of at least ``MIN_TOKEN_PART`` characters."""
+    found: list[str] = []
+    try:
+        split = urlsplit(url)
+        password, username = split.password, split.username
+    except ValueError:
+        return found
+    if password:
+        found.extend([password, unquote(password)])
+    if not parts:
+        return found
+    if username:
+        found.extend([username, unquote(username)])
+    host = split.netloc.rsplit("@", 1)[-1]
+    pieces = [host, *split.path.split("/")]
+    pieces += [value for _, value in parse_qsl(split.query, keep_blank_values=False)]
+    found.extend(p for p in pieces if len(p) >= MIN_TOKEN_PART)
+    return found
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -9,6 +9,10 @@ Jobs (each at most one instance at a time):
 - ``reload``: every two seconds, reload ``rules/`` when a file changed; an invalid edit keeps
   the last valid rules and logs every ``file:line:col`` problem.
 - ``retention``: hourly, forget tombstones and articles past the retention period.
+- ``heartbeat``: every second, proves to ``/healthz`` that the scheduler runs jobs.
+
+SIGHUP reloads the rules now (whether or not a file changed). With ``MONITOR_HTTP_LISTEN`` set,
+``monitor.web`` (health, metrics, status page) is served from the same event loop.
 
 SIGTERM/SIGINT stop new work; in-flight polls get ``SHUTDOWN_GRACE`` to finish, then are
 cancelled (their leases expire; nothing half-recorded, as each poll records in one
@@ -25,7 +29,7 @@ import signal
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -50,6 +54,7 @@ from monitor.fetch import Fetcher, FetchLimits
 from monitor.pipeline import PollContext, PollReport, poll_feed
 from monitor.rules import FeedConfig, QuietHours, Rule, RuleSet, load_rules, parse_quiet_hours
 from monitor.store import Store
+from monitor.web import Heartbeat, Metrics, WebServer, check_listen, create_app
 
 log = logging.getLogger("monitor.daemon")
 
@@ -194,7 +199,11 @@ class Daemon:
         for warning in channel_warnings(self.ruleset, self.channels):
             log.warning("%s", warning)
         self.dispatcher = Dispatcher(
-            self.store, self.channels, self.owner, policies=policies_of(self.ruleset)
+            self.store,
+            self.channels,
+            self.owner,
+            policies=policies_of(self.ruleset),
+            on_sent=self.observe_sent,
         )
         if self.store.dialect == "sqlite":  # one process per SQLite file: stale claims are ours
             self.store.release_claims()
@@ -202,6 +211,11 @@ class Daemon:
         self.in_flight: set[asyncio.Task[PollReport | None]] = set()
         self.stopping = asyncio.Event()
         self._sync_feeds()
+        # operations (issue 6): liveness, metrics, the HTTP listener
+        self.heartbeat = Heartbeat(settings.health_stale_after.total_seconds())
+        self.metrics = Metrics(self.store, self.heartbeat)
+        self.metrics.rules.set(len(self.ruleset.rules))
+        self.web: WebServer | None = None
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -245,8 +259,9 @@ class Daemon:
         if self.stopping.is_set():
             return
         now = self.clock()
-        lease = timedelta(seconds=self.settings.fetch_timeout.total_seconds() * 2 + 30)
-        room = max(self.settings.max_concurrency * 2 - len(self.in_flight), 0)
+        lease = self.settings.lease
+        # lease no more than can start now: a lease must not run out while its feed waits here
+        room = max(self.settings.max_concurrency - len(self.in_flight), 0)
         if room == 0:
             return
         configs = self._feeds_by_url()
@@ -262,12 +277,7 @@ class Daemon:
     async def _poll_one(self, feed: FeedConfig, feed_id: int) -> PollReport | None:
         try:
             report = await poll_feed(feed, self.context(), self.clock())
-            log.info(
-                "polled feed=%s outcome=%s status=%s items=%d new=%d matches=%d alerts=%d "
-                "elapsed_ms=%d",
-                report.feed, report.outcome, report.status, report.items, report.new_items,
-                report.matches, report.alerts, report.elapsed * 1000,
-            )  # fmt: skip
+            self.observe_poll(report, feed_id)
             return report
         except Exception:  # one feed's bug must not stop the others
             log.exception("poll crashed feed=%s", feed.name)
@@ -283,10 +293,13 @@ class Daemon:
         except Exception:
             log.exception("delivery round failed")
 
-    def reload_if_changed(self) -> bool:
-        """Swap in edited rules when they validate; keep the last valid set when they do not."""
+    def reload_if_changed(self, force: bool = False) -> bool:
+        """Swap in edited rules when they validate; keep the last valid set when they do not.
+
+        ``force`` (SIGHUP): reload even when no file seems to have changed.
+        """
         signature = rules_signature(self.settings.rules_dir)
-        if signature == self._signature:
+        if signature == self._signature and not force:
             return False
         self._signature = signature
         try:
@@ -295,11 +308,16 @@ class Daemon:
             for problem in exc.problems:
                 log.error("rules not reloaded: %s", problem)
             log.error("keeping the last valid rules (%d rules)", len(self.ruleset.rules))
+            self.metrics.reloads.labels("invalid").inc()
             return False
         self.ruleset = ruleset
         self.dispatcher.policies = policies_of(ruleset)
         self._sync_feeds()
-        log.info("rules reloaded rules=%d feeds=%d", len(ruleset.rules), len(ruleset.feeds.feeds))
+        self.metrics.rules.set(len(ruleset.rules))
+        self.metrics.reloads.labels("ok").inc()
+        log.info(
+            "rules reloaded", extra={"rules": len(ruleset.rules), "feeds": len(ruleset.feeds.feeds)}
+        )
         return True
 
     def prune(self) -> None:
@@ -316,6 +334,8 @@ class Daemon:
         states = {s.url: s for s in self.store.all_feeds()}
         polls = [f for f in feeds if not (states.get(f.url) and states[f.url].disabled_reason)]
         reports = await asyncio.gather(*(poll_feed(f, context, now) for f in polls))
+        for feed, report in zip(polls, reports, strict=True):
+            self.observe_poll(report, states[feed.url].id if feed.url in states else None)
         delivered = 0
         for _ in range(1000):  # bounded; a failed delivery is due again only later
             tried, accepted = await self.dispatcher.deliver_due(self.clock())
@@ -327,8 +347,10 @@ class Daemon:
     async def run(self) -> int:
         """The daemon until SIGTERM/SIGINT; returns the exit code."""
         loop = asyncio.get_running_loop()
+        await self.start_web()  # refuses a non-loopback address without a token
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, self.hangup)
         scheduler = AsyncIOScheduler(timezone=UTC)
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
         scheduler.add_job(self.poll_due, "interval", seconds=POLL_TICK, id="poll", **common)
@@ -337,16 +359,20 @@ class Daemon:
             self.reload_if_changed, "interval", seconds=RELOAD_TICK, id="reload", **common
         )
         scheduler.add_job(self.prune, "interval", hours=1, id="retention", **common)
+        scheduler.add_job(
+            self.heartbeat.beat, "interval", seconds=POLL_TICK, id="heartbeat", **common
+        )
         scheduler.start()
         log.info(
-            "monitor running owner=%s feeds=%d rules=%d",
-            self.owner, len(self.ruleset.feeds.feeds), len(self.ruleset.rules),
+            "monitor running",
+            extra={"owner": self.owner, "feeds": len(self.ruleset.feeds.feeds),
+                   "rules": len(self.ruleset.rules), "lease_s": self.settings.lease.seconds},
         )  # fmt: skip
         await self.poll_due()
         await self.stopping.wait()
         scheduler.shutdown(wait=False)
         await self.shutdown()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         return 0
 
@@ -354,6 +380,7 @@ class Daemon:
         if not self.stopping.is_set():
             log.info("stopping (%s): no new work, finishing in-flight polls", reason)
             self.stopping.set()
+            self.heartbeat.stopping = True
 
     async def shutdown(self) -> None:
         """Let in-flight polls finish within the grace period, then cancel the rest."""
@@ -365,5 +392,70 @@ class Daemon:
                 log.warning("abandoned %d in-flight polls at shutdown", len(pending))
                 await asyncio.wait(pending, timeout=1.0)
         await self.dispatcher.drain(timeout=1.0)
+        await self.stop_web()
         await self.fetcher.aclose()
         self.store.close()
+
+    # -- operations (issue 6): metrics, poll log, HTTP listener, SIGHUP --------------------
+
+    def observe_poll(self, report: PollReport, feed_id: int | None) -> None:
+        """One log line, the metrics and the status page's poll strip for one poll."""
+        elapsed_ms = round(report.elapsed * 1000)
+        log.log(
+            logging.WARNING if report.outcome in ("error", "gone") else logging.INFO,
+            "polled",
+            extra={
+                "feed": report.feed, "outcome": report.outcome, "status": report.status,
+                "items": report.items, "new": report.new_items, "matches": report.matches,
+                "alerts": report.alerts, "elapsed_ms": elapsed_ms,
+            },
+        )  # fmt: skip
+        self.metrics.observe_poll(report)
+        if feed_id is None:
+            return
+        try:
+            self.store.record_poll(
+                feed_id, self.clock(), report.outcome, status=report.status,
+                error_kind=report.error_kind, elapsed_ms=elapsed_ms,
+            )  # fmt: skip
+        except Exception:  # the poll itself is recorded; its strip mark is not worth a crash
+            log.exception("poll log not recorded", extra={"feed": report.feed})
+
+    def observe_sent(self, delivery_ids: list[int]) -> None:
+        """Publish-to-alert latency for deliveries a channel has just accepted."""
+        accepted_at = self.clock()
+        try:
+            sent = self.store.sent_times(delivery_ids)
+        except Exception:
+            log.exception("delivery metrics not read")
+            return
+        for channel, published, queued in sent:
+            self.metrics.observe_sent(channel, published, queued, accepted_at)
+
+    def hangup(self) -> None:
+        """SIGHUP: reload the rules now."""
+        log.info("SIGHUP: reloading rules")
+        self.reload_if_changed(force=True)
+
+    async def start_web(self) -> None:
+        bind = check_listen(self.settings)
+        if bind is None:
+            return
+        token = self.settings.http_token
+        app = create_app(
+            store=self.store,
+            metrics=self.metrics,
+            heartbeat=self.heartbeat,
+            token=token.get_secret_value() if token else None,
+            secrets=self.settings.secrets(),
+            rule_ids=lambda: [r.id for r in self.ruleset.rules],
+            refresh=max(1, round(self.settings.status_refresh.total_seconds())),
+            clock=self.clock,
+        )
+        self.web = WebServer(app, *bind)
+        await self.web.start()
+
+    async def stop_web(self) -> None:
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None

@@ -63,6 +63,7 @@ class PollReport:
     matches: int = 0
     alerts: int = 0
     error: str | None = None
+    error_kind: str | None = None  # fetch error kinds, "parse", "config"
     next_poll_at: datetime | None = None
     elapsed: float = 0.0
 
@@ -116,6 +117,18 @@ async def poll_feed(feed: FeedConfig, ctx: PollContext, now: datetime) -> PollRe
         ),
         feed_name=feed.name,
     )
+    for item in new_items:  # one line per match; the outbox decides what is new per story
+        queued = {q.match.rule for q in item.alerts}
+        for found in item.matches:
+            log.info(
+                "matched",
+                extra={
+                    "feed": feed.name,
+                    "rule": found.rule,
+                    "article_id": item.article.id,
+                    "alerting": found.rule in queued,
+                },
+            )
     next_poll = _schedule_after_success(poll, outcome, parsed, len(fresh))
     ctx.store.update_feed(
         state.id,
@@ -231,7 +244,8 @@ def _record_failure(
         retry_after=outcome.retry_after if outcome else None,
     )
     log.warning(
-        "poll failed feed=%s kind=%s failures=%d error=%s", feed.name, kind, failures, message
+        "poll failed",
+        extra={"feed": feed.name, "kind": kind, "failures": failures, "error": message},
     )
     ctx.store.update_feed(
         state.id,
@@ -248,6 +262,7 @@ def _record_failure(
         outcome="error",
         status=outcome.status if outcome else None,
         error=message,
+        error_kind=kind,
         next_poll_at=now + delay,
         elapsed=outcome.elapsed if outcome else 0.0,
     )
@@ -301,7 +316,7 @@ def _health(
 def _record_gone(poll: _Poll, outcome: FetchOutcome) -> PollReport:
     feed, state, ctx, now = poll.feed, poll.state, poll.ctx, poll.now
     message = f"HTTP 410 Gone: the publisher removed this feed; polling stopped ({outcome.url})"
-    log.error("feed disabled feed=%s status=410", feed.name)
+    log.error("feed disabled", extra={"feed": feed.name, "status": 410})
     ctx.store.update_feed(
         state.id,
         disabled_reason="410 Gone",
@@ -311,7 +326,7 @@ def _record_gone(poll: _Poll, outcome: FetchOutcome) -> PollReport:
         last_polled_at=now,
         next_poll_at=None,
     )
-    return PollReport(feed=feed.name, outcome="gone", status=410, error=message)
+    return PollReport(feed=feed.name, outcome="gone", status=410, error=message, error_kind="gone")
 
 
 def _schedule_after_success(

@@ -25,6 +25,7 @@ Schema changes are numbered migrations recorded in ``schema_version``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy import inspect as sa_inspect
@@ -263,8 +265,35 @@ def _migration_2(conn: Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{extra}")
 
 
+#: Tables added after migration 1 live in their own MetaData, so that migration 1 (which
+#: creates everything in ``metadata``) keeps creating exactly the tables it always did.
+metadata_2 = MetaData()
+
+#: The last few poll outcomes of each feed, for the status page's strips (migration 3).
+poll_log = Table(
+    "poll_log",
+    metadata_2,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feed_id", Integer, ForeignKey(feeds.c.id, ondelete="CASCADE"), nullable=False),
+    Column("polled_at", UTCDateTime, nullable=False),
+    Column("outcome", Text, nullable=False),  # new | unchanged | not_modified | error | gone
+    Column("status", Integer),
+    Column("error_kind", Text),
+    Column("elapsed_ms", Integer, nullable=False, default=0),
+    Index("ix_poll_log_feed", "feed_id", "id"),
+)
+
+#: How many poll outcomes are kept per feed.
+POLL_LOG_KEEP = 48
+
+
+def _migration_3(conn: Connection) -> None:
+    """The poll log of the status page."""
+    poll_log.create(conn, checkfirst=True)
+
+
 #: Numbered schema migrations; each runs once, in order, in its own transaction.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -400,6 +429,43 @@ class ChannelStats:
     retrying: int = 0  # pending deliveries that failed at least once
 
 
+@dataclass(frozen=True)
+class PollMark:
+    """One kept poll outcome (``poll_log``)."""
+
+    polled_at: datetime
+    outcome: str
+    status: int | None
+    error_kind: str | None
+    elapsed_ms: int
+
+
+@dataclass(frozen=True)
+class DeliveryCount:
+    """Deliveries of one channel in one state; ``failed_attempts`` among their attempts."""
+
+    channel: str
+    state: str
+    count: int
+    failed_attempts: int
+    retried: int  # deliveries with at least one attempt
+
+
+@dataclass
+class AlertRow:
+    """An alert as the status page shows it."""
+
+    id: int
+    rule_id: str
+    severity: str
+    created_at: datetime
+    title: str
+    feed: str
+    url: str | None
+    also_reported_by: list[str]
+    deliveries: dict[str, str]
+
+
 @dataclass
 class RecordedPoll:
     new_alert_ids: list[int]
@@ -451,9 +517,10 @@ class Store:
         """Apply the migrations this database has not had; return the schema version."""
         try:
             with self.engine.begin() as conn:
-                schema_version.create(conn, checkfirst=True)
-                if self.dialect == "postgresql":  # one migrator at a time across processes
+                if self.dialect == "postgresql":  # one migrator at a time across processes,
+                    # taken before the first CREATE: concurrent CREATE TABLEs collide otherwise
                     conn.exec_driver_sql("SELECT pg_advisory_xact_lock(46001)")
+                schema_version.create(conn, checkfirst=True)
                 current = conn.execute(select(func.max(schema_version.c.version))).scalar() or 0
                 for number, migration in enumerate(MIGRATIONS[current:], start=current + 1):
                     migration(conn)
@@ -485,11 +552,13 @@ class Store:
                     conn.execute(
                         update(feeds).where(feeds.c.url == url).values(name=name, enabled=enabled)
                     )
-                else:
+                else:  # several processes may add the same new feed at once
                     conn.execute(
-                        insert(feeds).values(
+                        _upsert(conn, feeds)
+                        .values(
                             url=url, fetch_url=url, name=name, enabled=enabled, next_poll_at=now
                         )
+                        .on_conflict_do_nothing(index_elements=["url"])
                     )
             wanted = {url for url, _, _ in configured}
             gone = [url for url in existing if url not in wanted]
@@ -606,7 +675,10 @@ class Store:
         now = record.now
         result = RecordedPoll(new_alert_ids=[], also_reported=[])
         with self.engine.begin() as conn:
-            for item in record.new_items:
+            new_items = record.new_items
+            if new_items:
+                new_items = self._still_new(conn, new_items, record.feed_id)
+            for item in new_items:
                 story_id = self._story_for(conn, item, record.pick_story, now)
                 conn.execute(
                     insert(articles).values(
@@ -631,24 +703,67 @@ class Store:
                         )
                     else:
                         result.new_alert_ids.append(alert_id)
-            new_keys = {key for item in record.new_items for key in item.keys}
+            new_keys = {key for item in new_items for key in item.keys}
             present = [key for key in record.present_keys if key not in new_keys]
             for chunk in _chunks(present, 500):
                 conn.execute(update(seen).where(seen.c.key.in_(chunk)).values(last_seen_at=now))
                 result.also_reported += self._note_carried_elsewhere(
                     conn, chunk, record.feed_id, feed_name
                 )
-            if record.new_items:
+            if new_items:
                 conn.execute(
                     update(feeds)
                     .where(feeds.c.id == record.feed_id)
                     .values(
-                        new_items_total=feeds.c.new_items_total + len(record.new_items),
+                        new_items_total=feeds.c.new_items_total + len(new_items),
                         last_new_item_at=now,
                         silence_alerted=False,
                     )
                 )
         return result
+
+    def _still_new(self, conn: Connection, items: list[NewItem], feed_id: int) -> list[NewItem]:
+        """The items no other process recorded since the caller looked (scale-out).
+
+        On PostgreSQL, transaction advisory locks on the items' story hashes and identity keys
+        serialise the recording of items that could collide across processes: the same item
+        carried by two feeds, or two near-duplicates of one story (they share a hash), polled
+        at the same moment by two processes, then make one article, one story and one alert,
+        not a primary-key clash or a second story. Unrelated items take different locks and do
+        not wait for each other; locks are taken in ascending order (no deadlock) and held only
+        for this short transaction. SQLite has one writer at a time: a first write takes the
+        write lock before anything is read, so what follows reads the latest commit.
+        """
+        if self.dialect == "sqlite":
+            conn.execute(
+                update(feeds)
+                .where(feeds.c.id == feed_id)
+                .values(new_items_total=feeds.c.new_items_total)
+            )
+        if self.dialect == "postgresql":
+            locks = sorted(
+                {h for item in items for h in item.story_hashes}
+                | {_lock_id(key) for item in items for key in item.keys}
+            )
+            conn.execute(
+                text(
+                    "SELECT pg_advisory_xact_lock(h) FROM "
+                    "(SELECT DISTINCT unnest(CAST(:locks AS bigint[])) AS h ORDER BY h) AS ordered"
+                ),
+                {"locks": [_signed64(h) for h in locks]},
+            )
+        keys = [key for item in items for key in item.keys]
+        known: set[str] = set()
+        for chunk in _chunks(keys, 500):
+            known.update(conn.execute(select(seen.c.key).where(seen.c.key.in_(chunk))).scalars())
+        ids = [item.article.id for item in items]
+        for chunk in _chunks(ids, 500):
+            known.update(
+                conn.execute(select(articles.c.id).where(articles.c.id.in_(chunk))).scalars()
+            )
+        return [
+            item for item in items if known.isdisjoint(item.keys) and item.article.id not in known
+        ]
 
     def _touch_seen(
         self, conn: Connection, keys: list[str], article_id: str, feed_id: int, now: datetime
@@ -1110,6 +1225,139 @@ class Store:
             ).all()
         return {state: int(n) for state, n in rows}
 
+    # -- operations: poll log, metrics and the status page ----------------------------------
+
+    def record_poll(
+        self,
+        feed_id: int,
+        now: datetime,
+        outcome: str,
+        *,
+        status: int | None = None,
+        error_kind: str | None = None,
+        elapsed_ms: int = 0,
+        keep: int = POLL_LOG_KEEP,
+    ) -> None:
+        """Note one poll's outcome for the status page, keeping the last ``keep`` per feed."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(poll_log).values(
+                    feed_id=feed_id, polled_at=now, outcome=outcome, status=status,
+                    error_kind=error_kind, elapsed_ms=elapsed_ms,
+                )
+            )  # fmt: skip
+            cutoff = (
+                select(poll_log.c.id)
+                .where(poll_log.c.feed_id == feed_id)
+                .order_by(poll_log.c.id.desc())
+                .offset(keep)
+                .limit(1)
+                .scalar_subquery()
+            )
+            conn.execute(
+                delete(poll_log).where(poll_log.c.feed_id == feed_id, poll_log.c.id <= cutoff)
+            )
+
+    def recent_polls(self) -> dict[int, list[PollMark]]:
+        """Each feed's kept poll outcomes, oldest first."""
+        found: dict[int, list[PollMark]] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(poll_log).order_by(poll_log.c.feed_id, poll_log.c.id))
+            for row in rows:
+                found.setdefault(row.feed_id, []).append(
+                    PollMark(row.polled_at, row.outcome, row.status, row.error_kind, row.elapsed_ms)
+                )
+        return found
+
+    def delivery_counts(self) -> list[DeliveryCount]:
+        """Deliveries per channel and state, with the failed attempts among them (/metrics)."""
+        failed = func.sum(
+            case(
+                (deliveries.c.state == "sent", deliveries.c.attempts - 1),
+                else_=deliveries.c.attempts,
+            )
+        )
+        query = select(
+            deliveries.c.channel,
+            deliveries.c.state,
+            func.count(),
+            failed,
+            func.sum(case((deliveries.c.attempts > 0, 1), else_=0)),
+        ).group_by(deliveries.c.channel, deliveries.c.state)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            DeliveryCount(channel, state, int(n), int(attempts or 0), int(retried or 0))
+            for channel, state, n, attempts, retried in rows
+        ]
+
+    def sent_times(
+        self, delivery_ids: Sequence[int]
+    ) -> list[tuple[str, datetime | None, datetime]]:
+        """(channel, published, queued) of these sent deliveries (publish-to-alert latency)."""
+        query = (
+            select(deliveries.c.channel, articles.c.published_at, alerts.c.created_at)
+            .join(alerts, alerts.c.id == deliveries.c.alert_id)
+            .join(articles, articles.c.id == alerts.c.article_id, isouter=True)
+            .where(deliveries.c.state == "sent", deliveries.c.id.in_(list(delivery_ids)))
+        )
+        with self.engine.connect() as conn:
+            return [(row[0], row[1], row[2]) for row in conn.execute(query)]
+
+    def alert_times(self, since: datetime) -> list[tuple[str, datetime]]:
+        """(rule, created) of every alert since ``since`` (the alerts-per-hour chart)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(alerts.c.rule_id, alerts.c.created_at)
+                .where(alerts.c.created_at >= since)
+                .order_by(alerts.c.created_at)
+                .limit(100_000)
+            ).all()
+        return [(row[0], row[1]) for row in rows]
+
+    def rule_hits(self, since: datetime) -> dict[str, int]:
+        """Matches per rule since ``since`` (alerting or not)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(matches.c.rule_id, func.count())
+                .where(matches.c.matched_at >= since)
+                .group_by(matches.c.rule_id)
+            ).all()
+        return {rule: int(n) for rule, n in rows}
+
+    def recent_alerts(self, limit: int = 30) -> list[AlertRow]:
+        """The latest alerts, newest first, with their delivery states per channel."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(alerts).order_by(alerts.c.created_at.desc(), alerts.c.id.desc()).limit(limit)
+            ).all()
+            states: dict[int, dict[str, str]] = {}
+            ids = [row.id for row in rows]
+            if ids:
+                for alert_id, channel, state in conn.execute(
+                    select(deliveries.c.alert_id, deliveries.c.channel, deliveries.c.state).where(
+                        deliveries.c.alert_id.in_(ids)
+                    )
+                ):
+                    states.setdefault(alert_id, {})[channel] = state
+        found = []
+        for row in rows:
+            article = json.loads(row.data).get("article", {})
+            found.append(
+                AlertRow(
+                    id=row.id,
+                    rule_id=row.rule_id,
+                    severity=row.severity,
+                    created_at=row.created_at,
+                    title=str(article.get("title") or ""),
+                    feed=str(article.get("feed") or ""),
+                    url=article.get("url"),
+                    also_reported_by=json.loads(row.also_reported_by),
+                    deliveries=states.get(row.id, {}),
+                )
+            )
+        return found
+
     # -- retention -------------------------------------------------------------------------
 
     def prune(self, now: datetime, retention: timedelta) -> dict[str, int]:
@@ -1132,6 +1380,7 @@ class Store:
             )
             conn.execute(delete(deliveries).where(deliveries.c.alert_id.in_(done_alerts)))
             conn.execute(delete(channel_sends).where(channel_sends.c.sent_at < cutoff))
+            conn.execute(delete(poll_log).where(poll_log.c.polled_at < cutoff))
         return removed
 
 
@@ -1148,6 +1397,16 @@ def _upsert(conn: Connection, table: Table) -> Any:
     """INSERT ... ON CONFLICT for the connection's dialect (SQLite and PostgreSQL agree)."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
+
+
+def _signed64(value: int) -> int:
+    """A 64-bit hash as PostgreSQL's signed bigint."""
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _lock_id(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
 
 
 def _chunks(values: list[str], size: int) -> Iterable[list[str]]:

@@ -1,0 +1,163 @@
+"""Logs: one line per event, text or JSON, stable keys; secrets masked in logs, `monitor config`,
+`monitor status`, the status page and error messages (end to end, on PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from monitor.cli import LogFormatter
+from monitor.config import MASK, Settings
+from tests.feedserver import FeedServer, Route
+from tests.pg import free_port
+from tests.test_daemon import monitor, rss, workspace
+
+APPRISE_TOKEN = "apprtok7Q2wX9zL"
+TELEGRAM_TOKEN = "123456789:AAbbCCddEEffGGhh"
+DB_PASSWORD = "dbpassW0rd42"
+HTTP_TOKEN = "httptokZ8k3M1"
+SECRETS = [APPRISE_TOKEN, TELEGRAM_TOKEN, DB_PASSWORD, HTTP_TOKEN]
+APPRISE_URLS = f"json://127.0.0.1:9/hook?token={APPRISE_TOKEN}, tgram://{TELEGRAM_TOKEN}/12345"
+
+
+def record(message: str, **extra: object) -> logging.LogRecord:
+    rec = logging.LogRecord("monitor.daemon", logging.INFO, __file__, 1, message, (), None)
+    rec.__dict__.update(extra)
+    return rec
+
+
+def test_text_lines_carry_stable_keys() -> None:
+    formatter = LogFormatter("text", [])
+    line = formatter.format(
+        record("polled", feed="Yonhap English", status=200, elapsed_ms=12, rule=None, ok=True)
+    )
+    assert "\n" not in line
+    assert line.endswith(
+        'monitor.daemon: polled feed="Yonhap English" status=200 elapsed_ms=12 rule=- ok=true'
+    )
+
+
+def test_json_lines_carry_the_keys_as_fields() -> None:
+    formatter = LogFormatter("json", [])
+    line = formatter.format(record("matched", feed="A", rule="nk", article_id="x1", msg_id=3))
+    data = json.loads(line)
+    assert data["msg"] == "matched" and data["level"] == "INFO"
+    assert (data["feed"], data["rule"], data["article_id"]) == ("A", "nk", "x1")
+    try:
+        raise RuntimeError(f"boom {DB_PASSWORD}")
+    except RuntimeError:
+        failing = record("crashed", feed="A")
+        failing.exc_info = sys.exc_info()
+    data = json.loads(LogFormatter("json", [DB_PASSWORD]).format(failing))
+    assert "RuntimeError" in data["exc"] and DB_PASSWORD not in data["exc"]
+
+
+def test_secrets_are_masked_in_message_fields_and_urls() -> None:
+    settings = Settings(
+        apprise_urls=APPRISE_URLS,
+        database_url=f"postgresql+psycopg://monitor:{DB_PASSWORD}@db/monitor",
+        http_token=HTTP_TOKEN,
+    )
+    formatter = LogFormatter("text", settings.secrets())
+    line = formatter.format(
+        record(
+            f"sent to tgram://{TELEGRAM_TOKEN}/12345",
+            error=f"refused ?token={APPRISE_TOKEN} by postgresql://x:other@h/d",
+            header=f"Bearer {HTTP_TOKEN}",
+        )
+    )
+    for secret in [*SECRETS, "other"]:
+        assert secret not in line
+    assert MASK in line
+    shown = "\n".join(f"{k}={v}" for k, v in settings.masked().items())
+    for secret in SECRETS:
+        assert secret not in shown
+
+
+def wait_until(condition: object, timeout: float = 30) -> bool:
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+def test_no_secret_in_any_output_end_to_end(pg_url: str, tmp_path: Path) -> None:
+    secret_url = pg_url.replace("monitor@", f"monitor:{DB_PASSWORD}@")  # trust auth: accepted
+    assert DB_PASSWORD in secret_url
+    outputs: list[str] = []
+    with FeedServer() as server:
+        server.routes["/wire"] = Route(body=rss("Parliament sits"))
+        # a feed whose URL carries a password, and which fails: its error names the URL
+        private = f"http://reader:{DB_PASSWORD}@127.0.0.1:9/private"
+        env = workspace(tmp_path, [server.url("/wire"), private])
+        port = free_port()
+        env.update(
+            MONITOR_DATABASE_URL=secret_url,
+            MONITOR_APPRISE_URLS=APPRISE_URLS,
+            MONITOR_HTTP_TOKEN=HTTP_TOKEN,
+            MONITOR_HTTP_LISTEN=f"127.0.0.1:{port}",
+            MONITOR_LOG_LEVEL="DEBUG",
+        )
+        for log_format in ("text", "json"):
+            done = monitor("run", "--once", env={**env, "MONITOR_LOG_FORMAT": log_format})
+            assert done.returncode == 0, done.stderr
+            outputs += [done.stdout, done.stderr]
+            lines = done.stderr.splitlines()
+            assert lines
+            if log_format == "json":  # one JSON object per line
+                assert all(json.loads(line)["msg"] for line in lines)
+        assert "error=" in outputs[1] and MASK in outputs[1]  # the failing feed was logged
+        server.routes["/wire"] = Route(body=rss("Drone sighted", "Parliament sits"))
+        with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("UPDATE feeds SET next_poll_at = NULL")  # due again for the daemon
+        process = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run"], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            base = f"http://127.0.0.1:{port}"
+
+            def ready() -> bool:
+                try:
+                    return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            assert wait_until(ready), "the daemon's HTTP listener did not come up"
+            auth = {"Authorization": f"Bearer {HTTP_TOKEN}"}
+            assert wait_until(lambda: "Drone sighted" in httpx.get(base, headers=auth).text)
+            page = httpx.get(base, headers=auth)
+            assert MASK in page.text  # the failing feed's error, password masked
+            outputs += [page.text, httpx.get(f"{base}/metrics", headers=auth).text]
+        finally:
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=15)
+        assert process.returncode == 0, err
+        outputs += [out, err]
+    for command in (["config"], ["status"]):
+        done = monitor(*command, env={**env, "COLUMNS": "300"})
+        assert done.returncode == 0, done.stderr
+        outputs += [done.stdout, done.stderr]
+    assert f"MONITOR_HTTP_TOKEN={MASK}" in outputs[-4]
+    # an error message: a database that refuses, named by a URL with a password
+    refused = monitor(
+        "status", env={**env, "MONITOR_DATABASE_URL": f"postgresql+psycopg://u:{DB_PASSWORD}@/x"}
+    )
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    outputs += [refused.stdout, refused.stderr]
+    everything = "\n".join(outputs)
+    for secret in SECRETS:
+        assert secret not in everything, f"a secret leaked: {secret[:3]}..."
