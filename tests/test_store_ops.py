@@ -13,6 +13,7 @@ from monitor.dedupe import best_story
 from monitor.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
+    AlertPlan,
     PollRecord,
     Store,
     alerts,
@@ -59,6 +60,7 @@ def test_queries_behind_metrics_and_the_page(store: Store) -> None:
     items = [new_item(make_article(1), ("r1", "r2"), ("console", "chat")), new_item(
         make_article(2), ("r1",), ("console",))]  # fmt: skip
     store.record_items(PollRecord(state.id, NOW, items, [], best_story), feed_name="Asia")
+    store.plan_alerts(NOW, lambda a: AlertPlan(dict.fromkeys(a.channels, (NOW, None))))
     claimed = store.claim_deliveries("me", NOW, timedelta(minutes=1))
     by_channel = {(d.channel, d.rule_id, d.payload["article"]["id"]): d.id for d in claimed}
     store.settle_delivery(by_channel["console", "r1", "a1"], NOW, sent=True)

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from monitor.config import Settings
 from monitor.dedupe import best_story
 from monitor.errors import ConfigError
-from monitor.store import PollRecord, Store
+from monitor.store import AlertPlan, PollRecord, Store
 from monitor.web import (
     CSP,
     Heartbeat,
@@ -72,6 +72,7 @@ def populate(store: Store) -> None:
         ),
         feed_name="Asia",
     )
+    store.plan_alerts(NOW, lambda a: AlertPlan({c: (NOW, None) for c in a.channels}))
     store.update_feed(
         evil.id,
         consecutive_failures=3,
