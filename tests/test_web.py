@@ -72,7 +72,7 @@ def populate(store: Store) -> None:
         ),
         feed_name="Asia",
     )
-    store.plan_alerts(NOW, lambda a: AlertPlan({c: (NOW, None) for c in a.channels}))
+    store.plan_alerts(NOW, lambda a: AlertPlan(dict.fromkeys(a.channels, (NOW, None))))
     store.update_feed(
         evil.id,
         consecutive_failures=3,
