@@ -981,9 +981,14 @@ class Store:
         ]
 
     def release_claims(self) -> int:
-        """Forget every delivery claim (a single-process SQLite daemon starting: whoever held
-        them is dead, and its sends are to be retried now rather than when claims expire)."""
+        """Forget every delivery claim and feed lease (a single-process SQLite daemon starting:
+        whoever held them is dead, and its work is to be done now, not when they expire)."""
         with self.engine.begin() as conn:
+            conn.execute(
+                update(feeds)
+                .where(feeds.c.lease_owner.is_not(None))
+                .values(lease_owner=None, lease_expires_at=None)
+            )
             return int(
                 conn.execute(
                     update(deliveries)

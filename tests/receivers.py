@@ -94,6 +94,8 @@ class Webhook:
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
+        self.times: list[float] = []  # when each recorded body was accepted (time.time())
+        self.delay = 0.0  # seconds to read a request before accepting it (a slow channel)
         self.paths: list[str] = []
         self.requests = 0
         self.mode = "ok"
@@ -117,7 +119,10 @@ class Webhook:
                     owner.release.wait(HANG_LIMIT)
                     self.close_connection = True
                     return
+                if owner.delay:
+                    time.sleep(min(owner.delay, HANG_LIMIT))
                 owner.bodies.append(body)
+                owner.times.append(time.time())
                 owner.paths.append(self.path)
                 if mode == "accept-hang":
                     owner.release.wait(HANG_LIMIT)
