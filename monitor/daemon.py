@@ -169,6 +169,19 @@ def channel_warnings(ruleset: RuleSet, channels: Sequence[Channel]) -> list[str]
 # --- end channels --------------------------------------------------------------------------
 
 
+def guarded(job: Callable[[], object]) -> Callable[[], None]:
+    """A scheduler job that logs its errors in one line instead of raising them."""
+
+    def run() -> None:
+        try:
+            job()
+        except Exception as exc:
+            name = getattr(job, "__name__", "job")
+            log.error("%s failed: %s", name, str(exc).splitlines()[0][:300] if str(exc) else exc)
+
+    return run
+
+
 @dataclass
 class RunSummary:
     polls: list[PollReport]
@@ -265,7 +278,12 @@ class Daemon:
         if room == 0:
             return
         configs = self._feeds_by_url()
-        for state in self.store.claim_due_feeds(self.owner, now, lease, limit=room):
+        try:
+            due = self.store.claim_due_feeds(self.owner, now, lease, limit=room)
+        except Exception as exc:  # the database is down: try again next tick, one line a time
+            log.error("cannot lease due feeds: %s", str(exc).splitlines()[0][:300])
+            return
+        for state in due:
             config = configs.get(state.url)
             if config is None:
                 self.store.release_feed(state.id, self.owner)
@@ -353,12 +371,14 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.hangup)
         scheduler = AsyncIOScheduler(timezone=UTC)
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
+        # every job catches its own errors: one that raised was seen to stall APScheduler's
+        # wake-ups altogether (tests/test_outage.py, the database down)
         scheduler.add_job(self.poll_due, "interval", seconds=POLL_TICK, id="poll", **common)
         scheduler.add_job(self.deliver, "interval", seconds=POLL_TICK, id="deliver", **common)
         scheduler.add_job(
-            self.reload_if_changed, "interval", seconds=RELOAD_TICK, id="reload", **common
+            guarded(self.reload_if_changed), "interval", seconds=RELOAD_TICK, id="reload", **common
         )
-        scheduler.add_job(self.prune, "interval", hours=1, id="retention", **common)
+        scheduler.add_job(guarded(self.prune), "interval", hours=1, id="retention", **common)
         scheduler.add_job(
             self.heartbeat.beat, "interval", seconds=POLL_TICK, id="heartbeat", **common
         )

@@ -292,6 +292,28 @@ def _ip_literal(host: str) -> str | None:
         return None
 
 
+_RESOLUTION_FAILURES = (
+    "name or service not known",
+    "temporary failure in name resolution",
+    "nodename nor servname",
+    "no address associated with hostname",
+    "name does not resolve",
+)
+
+
+def _is_name_resolution_failure(exc: BaseException) -> bool:
+    """httpx reports a failed DNS lookup as a ConnectError; the operator wants to know it was
+    the name, not the host, that failed (a gaierror underneath, or its message)."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # the cause chain, bounded
+        if seen is None:
+            break
+        if isinstance(seen, socket.gaierror):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return any(text in str(exc).lower() for text in _RESOLUTION_FAILURES)
+
+
 async def system_resolver(host: str) -> list[str]:
     """Every address the system resolver gives for ``host``, through the loop's executor."""
     loop = asyncio.get_running_loop()
@@ -668,6 +690,8 @@ class Fetcher:
                 f"connect timed out after {self.limits.connect_timeout:g}s", kind="connect"
             ) from None
         except httpx.ConnectError as exc:
+            if _is_name_resolution_failure(exc):
+                raise FetchError(f"cannot resolve {url.host}: {exc}", kind="dns") from None
             raise FetchError(f"cannot connect: {exc}", kind="connect") from None
         except httpx.TimeoutException as exc:
             raise FetchError(f"timed out: {type(exc).__name__}", kind="timeout") from None

@@ -54,6 +54,10 @@ class Cluster:
     def start(self) -> None:
         self.run(self.initdb, "-D", str(self.data), "-A", "trust", "-U", "monitor", "-E", "UTF8",
                  "--no-sync")  # fmt: skip
+        self.start_again()
+
+    def start_again(self) -> None:
+        """Start the (stopped) server on the same port (outage tests stop it for a while)."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"

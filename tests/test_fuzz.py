@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -90,7 +91,7 @@ YAML_TOKENS = st.sampled_from(
 @BOUNDED
 @given(st.lists(YAML_TOKENS, max_size=40).map("".join) | st.text(max_size=200))
 def test_rule_loader(text: str) -> None:
-    root = Path(os.environ.get("TMPDIR", "/tmp")) / f"monitor-fuzz-rules-{os.getpid()}"
+    root = Path(tempfile.gettempdir()) / f"monitor-fuzz-rules-{os.getpid()}"
     root.mkdir(exist_ok=True)
     path = root / "fuzz.yaml"
     path.write_text(text, encoding="utf-8", errors="surrogateescape")
