@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 #: Section modules in the order they appear in docs/benchmarks.md; each has `run() -> str`.
-SECTIONS = ["bench_parse", "bench_rules", "bench_fetch", "bench_daemon"]
+SECTIONS = ["bench_parse", "bench_rules", "bench_fetch", "bench_daemon", "bench_e2e"]
 OUTPUT = Path("docs/benchmarks.md")
 HEADER = """# Benchmarks
 
@@ -52,7 +52,8 @@ def _existing_sections() -> dict[str, str]:
             sections[current] = ""
         if current:
             sections[current] += line
-    return sections
+    # Without this each run adds a blank line per kept section (they are joined with "\n").
+    return {name: text.rstrip("\n") + "\n" for name, text in sections.items()}
 
 
 if __name__ == "__main__":
