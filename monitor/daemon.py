@@ -59,7 +59,7 @@ from monitor.web import Heartbeat, Metrics, WebServer, check_listen, create_app
 log = logging.getLogger("monitor.daemon")
 
 SHUTDOWN_GRACE = 8.0  # seconds for in-flight work; the whole shutdown stays under 10 s
-POLL_TICK = 1.0
+POLL_TICK = 0.5  # how soon a due feed is picked up, and undelivered alerts retried
 RELOAD_TICK = 2.0
 
 
@@ -296,6 +296,8 @@ class Daemon:
         try:
             report = await poll_feed(feed, self.context(), self.clock())
             self.observe_poll(report, feed_id)
+            if report.alerts:  # deliver now rather than at the next delivery tick
+                await self.deliver()
             return report
         except Exception:  # one feed's bug must not stop the others
             log.exception("poll crashed feed=%s", feed.name)

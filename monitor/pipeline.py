@@ -27,8 +27,8 @@ from monitor.store import FeedState, NewItem, PollRecord, QueuedAlert, Store
 
 log = logging.getLogger("monitor.pipeline")
 
-#: Share of the interval by which a feed's next poll is moved at random, so that feeds added
-#: together do not stay in lockstep.
+#: Share of the interval by which a feed's next poll is brought forward at random, so that feeds
+#: added together do not stay in lockstep (never later: the interval is what the desk was promised).
 JITTER = 0.1
 
 
@@ -351,7 +351,8 @@ def _schedule_after_success(
         min_interval=feed.min_interval,
         max_interval=feed.max_interval,
     )
-    jitter = interval.total_seconds() * JITTER * ctx.rng.uniform(-1, 1)
+    # earlier, never later: the interval is a promise to the desk, jitter only spreads feeds out
+    jitter = interval.total_seconds() * JITTER * ctx.rng.uniform(-1, 0)
     return {
         "interval_seconds": adaptive.total_seconds(),
         "next_poll_at": now + interval + timedelta(seconds=jitter),
