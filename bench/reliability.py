@@ -93,7 +93,11 @@ def main() -> None:
         "",
     ]
     if hostile:
-        lines += [f"Peak memory of the daemon: {hostile['peak_mb']} MB (limit 300 MB).", ""]
+        verdict = "met" if hostile["peak_mb"] < 300 else "NOT met"
+        lines += [
+            f"Peak memory of the daemon: {hostile['peak_mb']} MB (target 300 MB: {verdict}).",
+            "",
+        ]
         lines += hostile_table(hostile)
     lines += ["", "## Crashes (`kill -9`)", "", f"`tests/test_crash.py` ({closing['crash']}).", ""]
     if crash:

@@ -137,12 +137,14 @@ def test_kill_9_at_random_points(tmp_path: Path) -> None:
     assert arrived and not missing, f"lost alerts: {missing}"
     duplicates = {title: n for title, n in counts.items() if n > 1}
     kill_times = [k["killed_at"] for k in kills]
-    for title, times in duplicates.items():
-        assert times == 2, f"{title} arrived {times} times"
-        first = min(at for t, at in received if t == title)
-        assert any(abs(killed - first) <= DUPLICATE_WINDOW for killed in kill_times), (
-            f"{title} was sent twice without a kill right after its acceptance"
-        )
+    for title in duplicates:
+        # every acceptance but the last must have been lost to a kill: at most once more per
+        # crash than the channel accepted, never a repeat by a daemon that stayed alive
+        accepted = sorted(at for t, at in received if t == title)
+        for at in accepted[:-1]:
+            assert any(abs(killed - at) <= DUPLICATE_WINDOW for killed in kill_times), (
+                f"{title} was sent again without a kill right around its acceptance"
+            )
 
     db = sqlite3.connect(data / "monitor.db")
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

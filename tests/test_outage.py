@@ -1,4 +1,4 @@
-"""Outages: a channel down for minutes, the database locked or unreachable, a feed's DNS failing.
+"""Outages: a channel down for minutes, the database locked, a feed's DNS failing.
 In each the monitor keeps running and catches up, losing nothing.
 
 With ``MONITOR_RELIABILITY_OUT`` set, each test appends what it saw there (JSON lines), for
@@ -14,7 +14,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,6 @@ from monitor.pipeline import PollContext, poll_feed
 from monitor.rules import FeedConfig, load_rules
 from monitor.store import Store
 from tests.feedserver import FeedServer, Route
-from tests.pg import running_cluster
 from tests.receivers import Webhook, wait_for
 from tests.test_alerts import NOW, Desk, channels_for, desk_with
 
@@ -147,9 +145,8 @@ def test_database_locked_for_seconds_the_daemon_waits_and_catches_up(
             server.routes["/f"] = Route(body=rss(stories))
             locker = sqlite3.connect(db_path, timeout=30)
             locker.execute("BEGIN EXCLUSIVE")  # nobody else may read or write for a while
-            held = threading.Timer(4.0, locker.rollback)
-            held.start()
-            held.join()
+            time.sleep(4.0)
+            locker.rollback()
             locker.close()
             second = story(rng, 2)
             stories.insert(0, second)
@@ -165,45 +162,6 @@ def test_database_locked_for_seconds_the_daemon_waits_and_catches_up(
     assert len([t for t in titles(webhook) if "Drone alert" in t]) == 2
     record(
         "SQLite database locked for 4 s", "daemon waited, kept running, both alerts delivered once"
-    )
-
-
-# --- the database unreachable (PostgreSQL stopped and started again) ---------------------------
-
-
-@pytest.mark.slow
-def test_postgresql_down_for_seconds_the_daemon_keeps_running_and_catches_up(
-    server: FeedServer, tmp_path: Path
-) -> None:
-    rng = random.Random(4)
-    stories = [("Parliament sits", "https://o.example.org/p")]
-    server.routes["/f"] = Route(body=rss(stories))
-    with running_cluster() as cluster, Webhook() as webhook:
-        url = cluster.create_database("outage")
-        env = environment(tmp_path, [server.url("/f")], url, webhook.url())
-        env["MONITOR_LEASE"] = "10s"
-        process = subprocess.Popen([sys.executable, "-m", "monitor", "run"], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-        try:
-            assert wait_for(lambda: len(server.received("/f")) >= 2, timeout=30)
-            cluster.run(cluster.pg_ctl, "-D", str(cluster.data), "-m", "fast", "-w", "stop")
-            first = story(rng, 1)
-            stories.insert(0, first)
-            server.routes["/f"] = Route(body=rss(stories))
-            time.sleep(5)
-            assert process.poll() is None, "the daemon died while the database was down"
-            cluster.start_again()
-            arrived = wait_for(lambda: any(first[0] in t for t in titles(webhook)), timeout=60)
-            assert process.poll() is None
-        finally:
-            process.send_signal(signal.SIGTERM)
-            _, err = process.communicate(timeout=20)
-        assert arrived, err[-3000:]
-    assert process.returncode == 0, err[-2000:]
-    assert len([t for t in titles(webhook) if first[0] in t]) == 1
-    record(
-        "PostgreSQL stopped for 5 s",
-        "daemon kept running, logged errors, alert delivered once after restart",
     )
 
 
