@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bench.corpus import WORDS
-from bench.farm import host_address
+from bench.farm import host_address, start_farm
 
 FEEDS = 10_000
 RULES = 1_000
@@ -68,19 +68,8 @@ def feeds_yaml(port: int, count: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_farm(feeds: int) -> tuple[subprocess.Popen[str], int]:
-    farm = subprocess.Popen(
-        [sys.executable, "-m", "bench.farm", "--hosts", str(HOSTS), "--feeds", str(feeds)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert farm.stdout is not None
-    return farm, int(farm.stdout.readline())
-
-
 def run() -> str:
-    farm, port = start_farm(FEEDS)
+    farm, port = start_farm("bench.farm", "--hosts", str(HOSTS), "--feeds", str(FEEDS))
     try:
         with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
             work = Path(tmp)

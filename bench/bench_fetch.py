@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
-from bench.farm import etag, host_address
+from bench.farm import etag, host_address, start_farm
 from monitor.fetch import DEFAULT_LAYOUT, ClientLayout, Fetcher, FetchLimits, FetchRequest
 
 FEEDS = 2000
@@ -86,27 +85,12 @@ def best_round(port: int, conditional: bool, layout: ClientLayout, shards: int) 
     return min(rounds, key=lambda r: r.cpu_seconds)
 
 
-def start_farm() -> tuple[subprocess.Popen[str], int]:
-    farm = subprocess.Popen(
-        [sys.executable, "-m", "bench.farm", "--hosts", str(HOSTS), "--feeds", str(FEEDS)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert farm.stdout is not None
-    line = farm.stdout.readline()
-    if not line.strip().isdigit():
-        farm.kill()
-        raise RuntimeError("the feed farm did not start")
-    return farm, int(line)
-
-
 def verdict(met: bool) -> str:
     return "met" if met else "NOT met"
 
 
 def run() -> str:
-    farm, port = start_farm()
+    farm, port = start_farm("bench.farm", "--hosts", str(HOSTS), "--feeds", str(FEEDS))
     try:
         asyncio.run(one_round(requests(port, False)[:200], DEFAULT_LAYOUT, 1))  # warm-up
         results = {

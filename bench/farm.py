@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
 import sys
+from collections.abc import Callable
 
 from bench.corpus import rss_feed
 
@@ -50,12 +52,17 @@ def render(feeds: int, body_bytes: int) -> tuple[list[bytes], list[bytes]]:
     return full, not_modified
 
 
-class FarmProtocol(asyncio.Protocol):
-    """HTTP/1.1 keep-alive, GET only, no pipelining needed: just enough for a poller."""
+NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 
-    def __init__(self, full: list[bytes], not_modified: list[bytes]) -> None:
-        self.full = full
-        self.not_modified = not_modified
+
+class FeedGetProtocol(asyncio.Protocol):
+    """HTTP/1.1 keep-alive, GET only, no pipelining needed: just enough for a poller.
+
+    Requests for ``/.../N`` are answered by ``answer(N, head)`` (the lower-cased request head);
+    the farm and the newsroom differ only there.
+    """
+
+    def __init__(self) -> None:
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
 
@@ -70,27 +77,57 @@ class FarmProtocol(asyncio.Protocol):
             head, self.buffer = self.buffer[:end].lower(), self.buffer[end + 4 :]
             path = head.split(b" ", 2)[1]
             try:
-                feed = int(path.rsplit(b"/", 1)[1])
-                answers = self.not_modified if b"\r\nif-none-match:" in head else self.full
-                self.transport.write(answers[feed])
+                self.transport.write(self.answer(int(path.rsplit(b"/", 1)[1]), head))
             except (ValueError, IndexError):
-                self.transport.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                self.transport.write(NOT_FOUND)
+
+    def answer(self, feed: int, head: bytes) -> bytes:
+        raise NotImplementedError
 
 
-async def serve(hosts: int, feeds: int, body_bytes: int) -> None:
-    full, not_modified = render(feeds, body_bytes)
+class FarmProtocol(FeedGetProtocol):
+    def __init__(self, full: list[bytes], not_modified: list[bytes]) -> None:
+        super().__init__()
+        self.full = full
+        self.not_modified = not_modified
+
+    def answer(self, feed: int, head: bytes) -> bytes:
+        return (self.not_modified if b"\r\nif-none-match:" in head else self.full)[feed]
+
+
+async def listen_on_hosts(
+    protocol: Callable[[], asyncio.Protocol], hosts: int
+) -> tuple[int, list[asyncio.Server]]:
+    """The same ephemeral port on ``hosts`` loopback addresses; prints the port for the parent."""
     loop = asyncio.get_running_loop()
-
-    def protocol() -> FarmProtocol:
-        return FarmProtocol(full, not_modified)
-
     first = await loop.create_server(protocol, host_address(0), 0, backlog=1024)
-    port = first.sockets[0].getsockname()[1]
+    port = int(first.sockets[0].getsockname()[1])
     servers = [first]
     for index in range(1, hosts):
         servers.append(await loop.create_server(protocol, host_address(index), port, backlog=1024))
     print(port, flush=True)
-    await loop.run_in_executor(None, sys.stdin.read)  # until the benchmark closes our stdin
+    return port, servers
+
+
+def start_farm(*args: str) -> tuple[subprocess.Popen[str], int]:
+    """Start a server module (``bench.farm`` or ``bench.newsroom``) with ``args``; its port."""
+    farm = subprocess.Popen(
+        [sys.executable, "-m", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert farm.stdout is not None
+    line = farm.stdout.readline()
+    if not line.strip().isdigit():
+        farm.kill()
+        raise RuntimeError(f"{args[0]} did not start")
+    return farm, int(line)
+
+
+async def serve(hosts: int, feeds: int, body_bytes: int) -> None:
+    full, not_modified = render(feeds, body_bytes)
+    _, servers = await listen_on_hosts(lambda: FarmProtocol(full, not_modified), hosts)
+    await asyncio.get_running_loop().run_in_executor(
+        None, sys.stdin.read
+    )  # until the benchmark closes our stdin
     for server in servers:
         server.close()
 

@@ -29,7 +29,7 @@ import time
 from email.utils import formatdate
 from xml.sax.saxutils import escape
 
-from bench.farm import host_address
+from bench.farm import FeedGetProtocol, listen_on_hosts
 
 #: The phrase the benchmark's alerting rule looks for; every published story carries it.
 PHRASE = "loitering munition"
@@ -137,51 +137,29 @@ class Newsroom:
             self.publish(feed, number, rng)
 
 
-class NewsroomProtocol(asyncio.Protocol):
-    """HTTP/1.1 keep-alive, GET only: just enough for a poller (as in `bench.farm`)."""
+class NewsroomProtocol(FeedGetProtocol):
+    """The farm's protocol, answering from the newsroom's current feeds."""
 
     def __init__(self, room: Newsroom) -> None:
+        super().__init__()
         self.room = room
-        self.buffer = b""
-        self.transport: asyncio.Transport | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.buffer += data
-        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
-            head, self.buffer = self.buffer[:end].lower(), self.buffer[end + 4 :]
-            path = head.split(b" ", 2)[1]
-            room = self.room
-            try:
-                feed = int(path.rsplit(b"/", 1)[1])
-                tag = f'if-none-match: "feed-{feed}-v{room.version[feed]}"'.encode()
-                fresh = tag in head
-                self.transport.write(room.not_modified[feed] if fresh else room.full[feed])
-                if not fresh:
-                    room.served(feed)
-                room.requests += 1
-                room.polled[feed] += 1
-            except (ValueError, IndexError):
-                self.transport.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    def answer(self, feed: int, head: bytes) -> bytes:
+        room = self.room
+        tag = f'if-none-match: "feed-{feed}-v{room.version[feed]}"'.encode()
+        fresh = tag in head
+        response = room.not_modified[feed] if fresh else room.full[feed]
+        if not fresh:
+            room.served(feed)
+        room.requests += 1
+        room.polled[feed] += 1
+        return response
 
 
 async def serve(hosts: int, feeds: int, items: int, spread: float, seed: int) -> None:
     room = Newsroom(feeds)
     loop = asyncio.get_running_loop()
-
-    def protocol() -> NewsroomProtocol:
-        return NewsroomProtocol(room)
-
-    first = await loop.create_server(protocol, host_address(0), 0, backlog=1024)
-    port = first.sockets[0].getsockname()[1]
-    servers = [first]
-    for index in range(1, hosts):
-        servers.append(await loop.create_server(protocol, host_address(index), port, backlog=1024))
-    print(port, flush=True)
+    _, servers = await listen_on_hosts(lambda: NewsroomProtocol(room), hosts)
     publishing: asyncio.Task[None] | None = None
     while line := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
         if line == "stats":
