@@ -86,12 +86,15 @@ def daemon(tmp_path: Path) -> Iterator[tuple[str, FeedServer, subprocess.Popen[s
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_for(lambda: server.received("/wire"), "the first poll")
+            db = tmp_path / "data" / "monitor.db"
+            # the first poll (the backlog, no alert) must be recorded before the feed changes
+            # and is made due again: else the new item could be part of the backlog, or the
+            # daemon's record of the first poll could push the next one minutes ahead
+            wait_for(lambda: first_poll_recorded(db), "the first poll to be recorded")
             server.routes["/wire"] = Route(
                 body=rss(html.escape(html.escape(HOSTILE)), "Parliament sits")
             )
             # escaped twice: once for XML, once because titles are HTML; the title is the text
-            db = tmp_path / "data" / "monitor.db"
             make_due(db)
             wait_for((tmp_path / "data" / "alerts.jsonl").exists, "the alert")
             yield base, server, process
@@ -102,6 +105,16 @@ def daemon(tmp_path: Path) -> Iterator[tuple[str, FeedServer, subprocess.Popen[s
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.communicate(timeout=10)
+
+
+def first_poll_recorded(db: Path) -> bool:
+    import sqlite3
+
+    if not db.exists():
+        return False
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT first_poll_done FROM feeds WHERE url LIKE '%/wire'").fetchone()
+    return bool(row and row[0])
 
 
 def make_due(db: Path) -> None:
