@@ -367,10 +367,12 @@ class Daemon:
     async def run(self) -> int:
         """The daemon until SIGTERM/SIGINT; returns the exit code."""
         loop = asyncio.get_running_loop()
-        await self.start_web()  # refuses a non-loopback address without a token
+        # handlers before the listener: /healthz answers while start_web is still waiting for
+        # uvicorn, and a SIGHUP sent then must reload, not kill the process (seen in CI)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
         loop.add_signal_handler(signal.SIGHUP, self.hangup)
+        await self.start_web()  # refuses a non-loopback address without a token
         scheduler = AsyncIOScheduler(timezone=UTC)
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
         # every job catches its own errors: one that raised was seen to stall APScheduler's
