@@ -275,6 +275,7 @@ def compile_rules(rules: Iterable[Rule], entities: Mapping[str, Entity]) -> Matc
     return Matcher(
         automaton=automaton,
         kinds=builder.kinds,
+        one_word=[" " not in key.strip(" ") for key in keys],
         keys=keys,
         rules=compiled,
         triggers={sid: tuple(indexes) for sid, indexes in triggers.items()},

@@ -25,7 +25,7 @@ from monitor.rules.detect import detect_language, primary_subtag
 from monitor.rules.explain import FieldText, construct, lead_snippet, snippet
 from monitor.rules.model import Rule
 from monitor.schema import FIELDS, Article, Hit, Match
-from monitor.text import TokenStream, fold
+from monitor.text import TokenStream, fold_aligned
 
 FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
 ANY_FIELD = 3
@@ -87,20 +87,46 @@ class Context:
         hits = self._term_hits.get(term)
         if hits is None:
             label, field_index, sids = term
-            found: list[tuple[int, int]] = []
+            present = self.present[field_index]
+            spans: list[tuple[int, int]] = []
             for sid in sids:
-                if sid in self.present[field_index]:
-                    found.extend(
-                        [(at, sid) for at in self.occurrences(field_index, sid, MAX_HITS_PER_TERM)]
-                    )
-            if len(sids) > 1 and len(found) > 1:
-                found.sort()
-                del found[MAX_HITS_PER_TERM:]
-            text = self.fields[field_index]
-            hits = self._term_hits[term] = [
-                text.hit(label, *self.stream_span(field_index, at, sid)) for at, sid in found
-            ]
+                if sid in present:
+                    spans.extend(self.folded_spans(field_index, sid, MAX_HITS_PER_TERM))
+            if len(spans) > 1 and len(sids) > 1:
+                spans.sort()
+                del spans[MAX_HITS_PER_TERM:]
+            hits = self._term_hits[term] = self.fields[field_index].hits(label, spans)
         return hits
+
+    def folded_spans(self, field_index: int, sid: int, limit: int) -> list[tuple[int, int]]:
+        """``[start, end)`` in the folded text of the first ``limit`` occurrences of a term.
+
+        A one-word term is found in the padded ``marked`` text, where its offset is its folded
+        offset plus one: no mapping. A phrase is found in the token stream (separators between
+        its words may be any run of non-word characters) and mapped back.
+        """
+        matcher = self.matcher
+        key, kind = matcher.keys[sid], matcher.kinds[sid]
+        tokens = self.fields[field_index].tokens
+        spans: list[tuple[int, int]] = []
+        if matcher.one_word[sid]:
+            text = tokens.marked
+            at = text.find(key)
+            while at != -1:
+                if kind == KIND_WORDS:
+                    spans.append((at, at + len(key) - 2))
+                elif kind == KIND_PREFIX:
+                    spans.append((at, text.index(" ", at + len(key)) - 1))
+                else:
+                    spans.append((at - 1, at - 1 + len(key)))
+                if len(spans) == limit:
+                    break
+                at = text.find(key, at + 1)  # adjacent words share a space
+            return spans
+        for at in self.occurrences(field_index, sid, limit):
+            start, end = self.stream_span(field_index, at, sid)
+            spans.append((tokens.folded_offset(start), tokens.folded_offset(end - 1) + 1))
+        return spans
 
     def snippet(self, field_index: int, start: int, end: int) -> str:
         """The snippet around a hit (cached: many rules share their first hit)."""
@@ -164,6 +190,8 @@ class Matcher:
 
     automaton: Any
     kinds: list[int]
+    #: term id -> whether its key is one word (or one run of CJK): spans never shortened
+    one_word: list[bool]
     #: term id -> its automaton key (`` word ``, `` prefix``, or a bare substring)
     keys: list[str]
     rules: list[CompiledRule]
@@ -194,9 +222,9 @@ class Matcher:
         per_field: list[set[int]] = [set(), set(), set()]
         automaton = self.automaton
         for index, text in enumerate(texts):
-            folded = fold(text)
+            folded, aligned = fold_aligned(text)
             tokens = TokenStream(folded)
-            fields.append(FieldText(FIELDS[index], text, folded, tokens))
+            fields.append(FieldText(FIELDS[index], text, folded, tokens, aligned))
             if automaton is not None and len(tokens.text) > 2:
                 per_field[index] = set(map(_SECOND, automaton.iter(tokens.text)))
         found = per_field[0] | per_field[1] | per_field[2]
@@ -223,15 +251,25 @@ class Matcher:
         return context, matched
 
     def _explain(self, article_id: str, compiled: CompiledRule, context: Context) -> Match:
-        hits_at: dict[tuple[int, int, int], Hit] = {}
-        for term in compiled.explain:
-            field_index = term[1]
-            for hit in context.term_hits(term):
-                hits_at.setdefault((field_index, hit.start, hit.end), hit)
-        hits = [hits_at[key] for key in sorted(hits_at)]
+        present = context.present
+        found = [
+            (term[1], hits)
+            for term in compiled.explain
+            if not present[term[1]].isdisjoint(term[2]) and (hits := context.term_hits(term))
+        ]
+        if len(found) == 1:  # the common case: hits of one term, in order, distinct
+            first_field, hits = found[0]
+            hits = list(hits)
+        else:
+            hits_at: dict[tuple[int, int, int], Hit] = {}
+            for field_index, term_hits in found:
+                for hit in term_hits:
+                    hits_at.setdefault((field_index, hit.start, hit.end), hit)
+            hits = [hits_at[key] for key in sorted(hits_at)]
+            first_field = FIELD_INDEX[hits[0].field] if hits else 0
         if hits:
             first = hits[0]
-            summary = context.snippet(FIELD_INDEX[first.field], first.start, first.end)
+            summary = context.snippet(first_field, first.start, first.end)
         else:
             summary = lead_snippet(context.fields)
         return construct(
