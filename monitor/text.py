@@ -29,8 +29,6 @@ import re
 import unicodedata
 from array import array
 from bisect import bisect_right
-from itertools import accumulate, repeat
-from operator import add
 
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d\u00ad\u2e3a\u2e3b"
 _QUOTES = "\u2018\u2019\u201a\u201b\u2032\u02bc\uff07`\u00b4"
@@ -316,39 +314,20 @@ class TokenStream:
     wildcard searches `` prefix``), which one Aho-Corasick pass does for every term at once.
 
     The stream is made from ``marked(folded)`` by halving runs of spaces until none is left
-    (``split("  ")`` / ``" ".join``, a few C-level passes); the pieces of each pass are kept, so
-    an offset in the stream maps back to ``folded`` by one bisection per pass, and only when a
-    hit must be explained.
+    (``split("  ")`` / ``" ".join``, a few C-level passes). The padded ``marked`` text is kept:
+    it has the offsets of ``folded`` (plus one), so explanations find hits there.
     """
 
-    __slots__ = ("_layers", "_starts", "marked", "text")
+    __slots__ = ("marked", "text")
 
     def __init__(self, folded: str) -> None:
         padded = " " + marked(folded) + " "
-        #: ``marked(folded)`` padded with one space each side: a one-word term is found here at
-        #: its folded offset plus one, with no mapping (explanations use it)
+        #: ``marked(folded)`` padded with one space each side: offset ``i`` here is ``i - 1``
+        #: in ``folded``
         self.marked = padded
-        layers: list[list[str]] = []
         while "  " in padded:
-            pieces = padded.split("  ")
-            layers.append(pieces)
-            padded = " ".join(pieces)
+            padded = " ".join(padded.split("  "))
         self.text = padded
-        self._layers = layers
-        self._starts: list[list[int]] | None = None
-
-    def folded_offset(self, position: int) -> int:
-        """The offset in ``folded`` of the character at ``text[position]`` (inside a word)."""
-        starts = self._starts
-        if starts is None:
-            # where each piece of a pass starts once joined by one space instead of two
-            starts = self._starts = [
-                list(accumulate(map(add, map(len, pieces), repeat(1)), initial=0))
-                for pieces in reversed(self._layers)
-            ]
-        for layer in starts:
-            position += bisect_right(layer, position) - 1
-        return position - 1  # the padding space
 
 
 def token_stream(folded: str) -> str:

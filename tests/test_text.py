@@ -122,15 +122,17 @@ def test_fast_fold_agrees_with_the_segment_fold(text: str) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(_TEXT)
-def test_stream_offsets_map_back_to_folded_words(text: str) -> None:
-    """Every word of the stream maps back to where ``token_spans`` says it is in ``folded``."""
+def test_stream_words_are_found_in_marked_text_at_their_folded_offsets(text: str) -> None:
+    """Every word of the stream is, in order, where ``token_spans`` says it is in ``folded``,
+    and at that offset plus one in the padded ``marked`` text (explanations rely on it)."""
     folded = fold(text)
     stream = TokenStream(folded)
+    assert len(stream.marked) == len(folded) + 2
     at = 1
     for start, end in token_spans(folded):
         word = folded[start:end]
         assert stream.text[at : at + len(word)] == word
-        assert stream.folded_offset(at) == start
-        assert stream.folded_offset(at + len(word) - 1) == end - 1
+        assert stream.marked[start + 1 : end + 1] == word
+        assert stream.marked[start] == " " and stream.marked[end + 1] == " "
         at += len(word) + 1
     assert at == max(1, len(stream.text)) or stream.text.strip() == ""

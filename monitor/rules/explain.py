@@ -1,11 +1,10 @@
-"""Explanations: turning a hit in the folded token stream back into the article's own text.
+"""Explanations: turning a hit in the folded text back into the article's own text.
 
-Only matched rules are explained, and the two maps a hit goes through are built lazily, once per
-field, and only for a field in which something matched: stream offset to folded offset
-(``TokenStream.folded_offset``, one bisection per space-collapsing pass) and folded offset to
-original offset (``OffsetMap``: nothing at all for ASCII text, and only the characters whose fold
-is not one character otherwise). An article that matches nothing never pays for either.
-"""
+Only matched rules are explained. A hit is found in the field's ``TokenStream.marked`` text,
+which has the offsets of the folded text; the map from folded to original offsets
+(``OffsetMap``) is needed only when some character did not fold to exactly one (``fold_aligned``
+says so for free), and is then built once per field, only for a field in which something
+matched. An article that matches nothing never pays for it."""
 
 from __future__ import annotations
 

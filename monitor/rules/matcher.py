@@ -15,6 +15,7 @@ per field and only for fields with a hit to explain.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -101,16 +102,16 @@ class Context:
     def folded_spans(self, field_index: int, sid: int, limit: int) -> list[tuple[int, int]]:
         """``[start, end)`` in the folded text of the first ``limit`` occurrences of a term.
 
-        A one-word term is found in the padded ``marked`` text, where its offset is its folded
-        offset plus one: no mapping. A phrase is found in the token stream (separators between
-        its words may be any run of non-word characters) and mapped back.
+        Found in the field's padded ``marked`` text, where an offset is the folded offset plus
+        one: a one-word term by ``str.find``, a term spanning words by its ``Matcher.pattern``
+        (the separators between its words may be any run of non-word characters there).
+        Occurrences may overlap, as in the token stream.
         """
         matcher = self.matcher
-        key, kind = matcher.keys[sid], matcher.kinds[sid]
-        tokens = self.fields[field_index].tokens
+        text = self.fields[field_index].tokens.marked
         spans: list[tuple[int, int]] = []
         if matcher.one_word[sid]:
-            text = tokens.marked
+            key, kind = matcher.keys[sid], matcher.kinds[sid]
             at = text.find(key)
             while at != -1:
                 if kind == KIND_WORDS:
@@ -123,9 +124,14 @@ class Context:
                     break
                 at = text.find(key, at + 1)  # adjacent words share a space
             return spans
-        for at in self.occurrences(field_index, sid, limit):
-            start, end = self.stream_span(field_index, at, sid)
-            spans.append((tokens.folded_offset(start), tokens.folded_offset(end - 1) + 1))
+        search = matcher.pattern(sid).search
+        found = search(text)
+        while found is not None:
+            start, end = found.span(1)
+            spans.append((start - 1, end - 1))
+            if len(spans) == limit:
+                break
+            found = search(text, found.start() + 1)
         return spans
 
     def snippet(self, field_index: int, start: int, end: int) -> str:
@@ -198,6 +204,24 @@ class Matcher:
     #: term id -> the rules whose cover holds it (``compile.cover``)
     triggers: dict[int, tuple[int, ...]]
     always: tuple[int, ...]
+
+    _patterns: dict[int, re.Pattern[str]] = field(default_factory=dict, repr=False)
+
+    def pattern(self, sid: int) -> re.Pattern[str]:
+        """A term spanning words as a regex over ``marked`` text, its occurrence in group 1:
+        its words with any run of spaces between them (compiled on first use, then kept)."""
+        found = self._patterns.get(sid)
+        if found is None:
+            key, kind = self.keys[sid], self.kinds[sid]
+            body = " +".join(map(re.escape, key.split()))
+            if kind == KIND_WORDS:
+                source = f" ({body})(?= )"
+            elif kind == KIND_PREFIX:
+                source = f" ({body}[^ ]*)"
+            else:
+                source = f"({body})"
+            found = self._patterns[sid] = re.compile(source)
+        return found
 
     def match(self, article: Article, feed_tags: Collection[str] = ()) -> list[Match]:
         """Every rule the article matches, each explained, in rule order."""
