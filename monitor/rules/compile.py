@@ -207,6 +207,17 @@ class _Builder:
             return None
         return min(covers, key=lambda c: sum(self.cost(s) for s in c))
 
+    def any_of_terms(self, node: Node, rule: Rule) -> bool:
+        """Whether the rule is one term or an OR of terms, each looked for in every field: then
+        finding any of them (which is what triggers it) is the rule matching."""
+        members = node.children if isinstance(node, Or) else (node,)
+        return all(
+            isinstance(m, Term | EntityRef)
+            and self.atom_sids(m, rule)
+            and self.mask(m, rule) == (ANY_FIELD,)
+            for m in members
+        )
+
     def finish(self, rules: list[Rule]) -> None:
         self._by_sid = {v: k for k, v in self.keys.items()}
         for rule in rules:
@@ -270,6 +281,7 @@ def compile_rules(rules: Iterable[Rule], entities: Mapping[str, Entity]) -> Matc
                 feeds=frozenset(rule.feeds),
                 languages=frozenset(rule.languages),
                 explain=tuple((lb, f, tuple(sids)) for (lb, f), sids in explain.items()),
+                found_means_matched=builder.any_of_terms(rule.expr, rule),
             )
         )
     return Matcher(

@@ -54,6 +54,9 @@ class CompiledRule:
     #: what its explanation lists: (a positive term as written in the rule, a field index, the
     #: term ids it stands for: one, or one per alias of an entity)
     explain: tuple[ExplainedTerm, ...]
+    #: it matches whenever one of its trigger terms was found (``drone OR @uav`` in any field):
+    #: ``evaluate`` need not run
+    found_means_matched: bool = False
 
 
 @dataclass
@@ -261,8 +264,9 @@ class Matcher:
         names = {article.feed, *feed_tags}
         language: list[str | None] = []
         matched: list[int] = []
+        rules = self.rules
         for index in sorted(candidates):
-            compiled = self.rules[index]
+            compiled = rules[index]
             if compiled.feeds and compiled.feeds.isdisjoint(names):
                 continue
             if compiled.languages:
@@ -270,7 +274,7 @@ class Matcher:
                     language.append(_article_language(article, fields))
                 if language[0] not in compiled.languages:
                     continue
-            if compiled.evaluate(present, context):
+            if compiled.found_means_matched or compiled.evaluate(present, context):
                 matched.append(index)
         return context, matched
 
