@@ -28,7 +28,7 @@ SEED = 20240601
 ARTICLES = 1000
 RULE_COUNTS = (10, 100, 1000, 10_000)
 NAIVE_ARTICLES = 20
-PASSES = 3
+PASSES = 5
 
 _SENTENCES = [
     "North Korea fired what appeared to be a short-range ballistic missile into the sea on {day}, "
@@ -252,14 +252,18 @@ def _naive(rules: list[Rule], entities: dict[str, Entity]) -> list[re.Pattern[st
 
 
 def _best_pass(articles: list[Article], run: Callable[[Article], object]) -> float:
-    """Seconds per article of the fastest of ``PASSES`` passes (the machine may be shared)."""
+    """CPU seconds per article of the fastest of ``PASSES`` passes.
+
+    CPU time of this process, not wall time: the figures are per core, and a shared machine
+    (other processes on the same cores) would otherwise add their time to ours.
+    """
     best = float("inf")
     for _ in range(PASSES):
         gc.collect()
-        start = time.perf_counter()
+        start = time.process_time()
         for article in articles:
             run(article)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best / len(articles)
 
 
@@ -278,14 +282,14 @@ def _time_matching(
 
 def _time_naive(articles: list[Article], rules: list[Rule], entities: dict[str, Entity]) -> float:
     patterns = _naive(rules, entities)
-    start = time.perf_counter()
+    start = time.process_time()
     for article in articles:
         texts = [fold(t) for t in (article.title, article.summary, article.content)]
         for pattern in patterns:
             for text in texts:
                 if pattern.search(text):
                     break
-    return (time.perf_counter() - start) / len(articles)
+    return (time.process_time() - start) / len(articles)
 
 
 def _compile_cost(rules: list[Rule], entities: dict[str, Entity]) -> tuple[float, float]:
@@ -316,8 +320,8 @@ def run() -> str:
         "content from varied wire sentences, curly quotes and dashes, some accents, one in ten "
         "with Korean/Japanese/Chinese text). Every time per article includes folding and "
         "tokenising the text and explaining every match (hits with offsets into the original "
-        f"text, snippet). One core, one process; each time is the fastest of {PASSES} passes "
-        "over all articles.",
+        "text, snippet). One core, one process; each time is the CPU time of the fastest of "
+        f"{PASSES} passes over all articles.",
         "",
         "Rule sets (`make_rules`), built like a desk's: every rule is anchored on something "
         "specific, an entity (45%, 2-4 aliases each), a quoted phrase of 2-3 words (35%) or a "
@@ -367,6 +371,7 @@ def run() -> str:
         )
     naive = _time_naive(articles[:NAIVE_ARTICLES], naive_rules, naive_entities)
     top = RULE_COUNTS[-1]
+    floor = decided_at[top] / results[RULE_COUNTS[0]]
     ratio = results[top] / results[RULE_COUNTS[0]]
     speedup = naive / results[top]
     rate = 1 / results[top]
@@ -380,18 +385,26 @@ def run() -> str:
         "*Deciding only* is `Matcher.matching_rules`: the same decision without explanations; "
         "*explaining, per match* is the difference divided by the matches. An explanation "
         f"lists, per positive term and field, the first {MAX_HITS_PER_TERM} occurrences "
-        "(`MAX_HITS_PER_TERM`); most of its cost is per distinct hit (offsets mapped back to the "
-        "original text, one pydantic `Hit`), and hits are shared by the rules that name the "
-        "same term, so a match on an entity other rules also matched costs less.",
+        "(`MAX_HITS_PER_TERM`), found in the field's marked text (the folded text with every "
+        "non-word character a space, so its offsets are the folded ones): `str.find` for a "
+        "one-word term, a regex for a phrase. Offsets are mapped to the original text only "
+        "when some character did not fold to exactly one. Hits are shared by the rules that "
+        "name the same term, so a match on an entity other rules also matched costs less.",
         "",
-        f"Where the time goes at {RULE_COUNTS[-1]:,} rules: deciding is "
-        f"{decided_at[RULE_COUNTS[-1]] / decided_at[RULE_COUNTS[0]]:.1f} × the "
-        f"{RULE_COUNTS[0]}-rule figure (the automaton reports every occurrence of every term "
-        "found, about twenty times as many occurrences, and more rules are triggered and "
-        "evaluated), "
-        f"and explaining {found_at[RULE_COUNTS[-1]]:.1f} matches per article is "
-        f"{(results[RULE_COUNTS[-1]] - decided_at[RULE_COUNTS[-1]]) * 1e6:.0f} µs of the "
-        f"{results[RULE_COUNTS[-1]] * 1e6:.0f} µs.",
+        f"Where the time goes at {top:,} rules: deciding is "
+        f"{decided_at[top] / decided_at[RULE_COUNTS[0]]:.1f} × the {RULE_COUNTS[0]}-rule "
+        "figure (the automaton reports every occurrence of every term found, about twenty "
+        "times as many occurrences, and more rules are triggered and evaluated), and explaining "
+        f"{found_at[top]:.1f} matches per article is "
+        f"{(results[top] - decided_at[top]) * 1e6:.0f} µs of the {results[top] * 1e6:.0f} µs."
+        + (
+            f" Deciding alone at {top:,} rules is {floor:.2f} × the whole {RULE_COUNTS[0]}-rule "
+            "time, so the 1.5 × target is out of reach of this design even with free "
+            "explanations: folding and one automaton pass are the floor, and the pass slows "
+            "with the number of terms it finds."
+            if floor > 1.5
+            else ""
+        ),
         "",
         f"Naive baseline (one compiled regex per rule, tried in a loop, on the same folded "
         f"(lower-cased) text, word boundaries; measured on the first {NAIVE_ARTICLES} articles "
