@@ -71,6 +71,11 @@ from monitor.schema import Article, Match
 
 #: How far back a new article looks for a story it belongs to.
 STORY_WINDOW = timedelta(days=3)
+#: Stories compared with a new article at most: those sharing the most fingerprint hashes with
+#: it. A hash of a stock phrase ("said on tuesday") is shared by many stories; a near-duplicate
+#: shares a third or more of all its hashes, so it is among the first few, and comparing the
+#: hundreds that share one stock hash would only slow every poll.
+STORY_CANDIDATES = 50
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -796,8 +801,9 @@ class Store:
     ) -> int:
         """The story this article belongs to: a near-duplicate's, else a new one.
 
-        Candidates share a fingerprint hash and are recent; the choice among them is the
-        caller's (``dedupe``), made inside this transaction.
+        Candidates are recent and share fingerprint hashes, the ``STORY_CANDIDATES`` sharing
+        the most; the choice among them is the caller's (``dedupe``), made inside this
+        transaction.
         """
         article, hashes = item.article, item.story_hashes
         if hashes:
@@ -805,7 +811,9 @@ class Store:
                 select(stories.c.id, stories.c.fingerprint)
                 .join(story_hashes, story_hashes.c.story_id == stories.c.id)
                 .where(story_hashes.c.hash.in_(hashes), stories.c.created_at >= now - STORY_WINDOW)
-                .distinct()
+                .group_by(stories.c.id, stories.c.fingerprint)
+                .order_by(func.count().desc(), stories.c.id.desc())
+                .limit(STORY_CANDIDATES)
             ).all()
             found = pick_story(
                 article.fingerprint, [(row.id, row.fingerprint) for row in candidates]

@@ -11,6 +11,7 @@ from monitor.parse import story_fingerprint
 from monitor.schema import Article, Hit, Match
 from monitor.store import (
     SCHEMA_VERSION,
+    STORY_CANDIDATES,
     NewItem,
     PollRecord,
     QueuedAlert,
@@ -144,6 +145,35 @@ def test_same_story_from_another_outlet_does_not_alert_again(store: Store) -> No
     assert store.count(matches) == 2  # every match is kept for backtests and reports
     with store.engine.connect() as conn:
         assert conn.execute(alerts.select()).one().also_reported_by == '["Asia"]'
+
+
+def test_a_stock_phrase_shared_by_many_stories_does_not_hide_the_real_one(store: Store) -> None:
+    """Hundreds of stories share one fingerprint hash (a stock phrase); the rewrite of one of
+    them still joins it, and no more than ``STORY_CANDIDATES`` are compared."""
+    target = make_article(0, "Kim Jong-un oversees test of new kamikaze drones")
+    stock = fingerprint_hashes(target.fingerprint)[0]
+    others = [  # unrelated stories: no word in common
+        make_article(n, " ".join(f"w{n}x{i}" for i in range(8))) for n in range(1, 150)
+    ]
+    record(store, [new_item(target, rules=("nk-drones",))])
+    items = [new_item(a) for a in others]
+    for item in items:
+        item.story_hashes = sorted({stock, *item.story_hashes})
+    record(store, items)
+    compared: list[int] = []
+
+    def pick(fingerprint: str, candidates: list[tuple[int, str]]) -> int | None:
+        compared.append(len(candidates))
+        return best_story(fingerprint, candidates)
+
+    rewrite = make_article(9999, "Kim Jong-un oversees test of new kamikaze drones", feed="Other")
+    store.record_items(
+        PollRecord(feed_id=feed_id(store), now=NOW, new_items=[new_item(rewrite, ("nk-drones",))],
+                   present_keys=identity_keys(rewrite), pick_story=pick),
+        feed_name="Other",
+    )  # fmt: skip
+    assert compared == [STORY_CANDIDATES]
+    assert store.count(alerts) == 1  # it joined the story: no second alert
 
 
 def test_another_rule_on_the_same_story_alerts(store: Store) -> None:
