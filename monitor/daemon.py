@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import OperationalError
 
 from monitor.alerts import (
     Channel,
@@ -169,6 +170,12 @@ def channel_warnings(ruleset: RuleSet, channels: Sequence[Channel]) -> list[str]
 # --- end channels --------------------------------------------------------------------------
 
 
+def one_line(exc: BaseException) -> str:
+    """An error as one short log line (a database error's text runs over several)."""
+    text = str(exc)
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
 def guarded(job: Callable[[], object]) -> Callable[[], None]:
     """A scheduler job that logs its errors in one line instead of raising them."""
 
@@ -177,7 +184,7 @@ def guarded(job: Callable[[], object]) -> Callable[[], None]:
             job()
         except Exception as exc:
             name = getattr(job, "__name__", "job")
-            log.error("%s failed: %s", name, str(exc).splitlines()[0][:300] if str(exc) else exc)
+            log.error("%s failed: %s", name, one_line(exc))
 
     return run
 
@@ -281,7 +288,7 @@ class Daemon:
         try:
             due = self.store.claim_due_feeds(self.owner, now, lease, limit=room)
         except Exception as exc:  # the database is down: try again next tick, one line a time
-            log.error("cannot lease due feeds: %s", str(exc).splitlines()[0][:300])
+            log.error("cannot lease due feeds: %s", one_line(exc))
             return
         for state in due:
             config = configs.get(state.url)
@@ -299,17 +306,29 @@ class Daemon:
             if report.alerts:  # deliver now rather than at the next delivery tick
                 await self.deliver()
             return report
+        except OperationalError as exc:  # the database went away mid-poll: nothing of this
+            # poll was recorded (one transaction), so its items are new again next time
+            log.error("poll not recorded feed=%s: %s", feed.name, one_line(exc))
+            return None
         except Exception:  # one feed's bug must not stop the others
             log.exception("poll crashed feed=%s", feed.name)
             return None
         finally:
-            self.store.release_feed(feed_id, self.owner)
+            try:
+                self.store.release_feed(feed_id, self.owner)
+            except OperationalError as exc:  # raised here it was "Task exception was never
+                # retrieved"; the lease expires by itself (MONITOR_LEASE) and the feed is due
+                log.error("lease not released feed=%s: %s", feed.name, one_line(exc))
 
     async def deliver(self) -> None:
         """Plan new alerts and start each channel's due sends (a slow channel delays only
         itself: its sends run as their own task)."""
         try:
             self.dispatcher.start_due(self.clock())
+        except OperationalError as exc:
+            # the database is down, restarting or locked: expected, retried next tick, so one
+            # line, not a traceback (twice a second that was ~15 KB/s of log during an outage)
+            log.error("delivery round failed: %s", one_line(exc))
         except Exception:
             log.exception("delivery round failed")
 
@@ -375,8 +394,10 @@ class Daemon:
         await self.start_web()  # refuses a non-loopback address without a token
         scheduler = AsyncIOScheduler(timezone=UTC)
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
-        # every job catches its own errors: one that raised was seen to stall APScheduler's
-        # wake-ups altogether (tests/test_outage.py, the database down)
+        # every job catches its own errors and logs them in one line. (A raising job does not
+        # stall APScheduler 3.11: the stall once blamed on it, the database down in
+        # tests/test_outage.py, was the test's unread stderr pipe filling up and blocking the
+        # daemon's next log write, and with it the event loop.)
         scheduler.add_job(self.poll_due, "interval", seconds=POLL_TICK, id="poll", **common)
         scheduler.add_job(self.deliver, "interval", seconds=POLL_TICK, id="deliver", **common)
         scheduler.add_job(

@@ -15,9 +15,8 @@ from tests.pg import Cluster, running_cluster
 _database_numbers = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[Cluster]:
-    """A PostgreSQL cluster for the whole session; in CI its absence is a failure."""
+def _cluster() -> Iterator[Cluster]:
+    """A running PostgreSQL cluster, or a skip where it is not installed (in CI a failure)."""
     try:
         with running_cluster() as cluster:
             yield cluster
@@ -25,6 +24,18 @@ def pg_cluster() -> Iterator[Cluster]:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"PostgreSQL not available here: {exc} (CI installs it)")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A PostgreSQL cluster for the whole session; in CI its absence is a failure."""
+    yield from _cluster()
+
+
+@pytest.fixture
+def own_pg_cluster() -> Iterator[Cluster]:
+    """A cluster of the test's own, which it may stop and start again (outage tests)."""
+    yield from _cluster()
 
 
 @pytest.fixture

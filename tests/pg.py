@@ -65,6 +65,10 @@ class Cluster:
         self.run(self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
                  "-w", "-t", "60", "start")  # fmt: skip
 
+    def stop_server(self) -> None:
+        """Stop the server, keeping its data (an outage: ``start_again`` ends it)."""
+        self.run(self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
     def stop(self) -> None:
         try:
             self.run(self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop")
