@@ -6,12 +6,15 @@ Exit codes: 0 success, 1 a user error (one clear line, no traceback), 2 a usage 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
+import queue
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from pydantic import ValidationError
@@ -108,15 +111,85 @@ def parse(
 # --- the daemon and its state ------------------------------------------------------------
 
 
-def configure_logging(settings: Settings) -> None:
-    """One line per event, text or JSON, secrets masked wherever they would appear."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(settings: Settings, stream: TextIO | None = None) -> LineWriter:
+    """One line per event, text or JSON, secrets masked wherever they would appear, written to
+    ``stream`` (stderr) by a ``LineWriter``: logging never waits for the reader."""
+    writer = LineWriter(stream if stream is not None else sys.stderr)
+    handler = writer.handler
     handler.setFormatter(LogFormatter(settings.log_format, settings.secrets()))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     for noisy in ("httpx", "httpcore", "apscheduler", "uvicorn", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    atexit.register(writer.close)
+    return writer
+
+
+#: Formatted log lines that may wait for a slow reader; beyond them lines are dropped, counted.
+LOG_BACKLOG = 10_000
+
+
+class LineWriter:
+    """Writes log lines to a stream from its own thread; the logging call only queues them.
+
+    Why: the daemon logs from its event loop, and a write to a pipe nobody reads (a stalled
+    log collector, a test that reads stderr only at the end) blocks once the pipe's 64 KiB are
+    full, and with it every poll and delivery. Here the reader's stall costs log lines at
+    worst: past ``LOG_BACKLOG`` waiting lines new ones are dropped, and a line saying how many
+    is written when there is room again.
+    """
+
+    def __init__(self, stream: TextIO, backlog: int = LOG_BACKLOG) -> None:
+        self.stream = stream
+        self.lines: queue.Queue[str | None] = queue.Queue(backlog)
+        self.dropped = 0
+        self.handler = _QueueingHandler(self)
+        self._thread = threading.Thread(target=self._write, name="log-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, line: str) -> None:
+        try:
+            if self.dropped:
+                notice = logging.makeLogRecord(
+                    {"name": "monitor", "levelno": logging.WARNING, "levelname": "WARNING",
+                     "msg": f"{self.dropped} log lines dropped: the log reader fell behind"}
+                )  # fmt: skip
+                self.lines.put_nowait(self.handler.format(notice))
+                self.dropped = 0
+            self.lines.put_nowait(line)
+        except queue.Full:
+            self.dropped += 1
+
+    def _write(self) -> None:
+        while (line := self.lines.get()) is not None:
+            try:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # a closed stream: nothing left to tell
+                pass
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (waiting at most ``timeout`` for a stalled reader), then stop."""
+        try:
+            self.lines.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+
+
+class _QueueingHandler(logging.Handler):
+    """Formats in the caller (masking included), queues the line for the ``LineWriter``."""
+
+    def __init__(self, writer: LineWriter) -> None:
+        super().__init__()
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.writer.put(self.format(record))
+        except Exception:
+            self.handleError(record)
 
 
 #: Attributes every LogRecord has; anything else on a record came from ``extra=``.

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import httpx
 import psycopg
 import pytest
 
-from monitor.cli import LogFormatter
+from monitor.cli import LOG_BACKLOG, LogFormatter, configure_logging
 from monitor.config import MASK, Settings
 from tests.feedserver import FeedServer, Route
 from tests.pg import free_port
@@ -161,3 +163,42 @@ def test_no_secret_in_any_output_end_to_end(pg_url: str, tmp_path: Path) -> None
     everything = "\n".join(outputs)
     for secret in SECRETS:
         assert secret not in everything, f"a secret leaked: {secret[:3]}..."
+
+
+def test_a_log_reader_that_stops_reading_never_blocks_the_daemon() -> None:
+    """A pipe nobody reads fills at 64 KiB; logging must go on (dropping lines), not block the
+    event loop, and say how many lines were dropped once the reader is back."""
+    read_end, write_end = os.pipe()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    writer = configure_logging(Settings(log_format="text"), os.fdopen(write_end, "w"))
+    log = logging.getLogger("monitor.test")
+    try:
+        flood = threading.Thread(
+            target=lambda: [log.warning("line %d %s", i, "x" * 100) for i in range(3 * LOG_BACKLOG)]
+        )
+        flood.start()
+        flood.join(60)
+        assert not flood.is_alive(), "logging blocked on a full pipe"
+        chunks: list[bytes] = []
+        reader = threading.Thread(
+            target=lambda: chunks.extend(iter(lambda: os.read(read_end, 65536), b""))
+        )
+        reader.start()
+        deadline = time.monotonic() + 30
+        while not writer.lines.empty() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log.warning("after the stall")
+        writer.close()
+        writer.stream.close()
+        reader.join(30)
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+        os.close(read_end)
+    lines = b"".join(chunks).decode().splitlines()
+    assert f"line {3 * LOG_BACKLOG - 1} " not in "\n".join(lines)  # the flood's tail was dropped
+    notice = [line for line in lines if "log lines dropped" in line]
+    assert len(notice) == 1 and lines[-1].endswith("after the stall")
+    dropped = int(notice[0].split("monitor: ")[1].split()[0])
+    assert dropped + sum(line.count("xxxxx") > 0 for line in lines) == 3 * LOG_BACKLOG
