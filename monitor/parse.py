@@ -777,10 +777,10 @@ def parse_date(raw: str | None, now: datetime) -> datetime | None:
     for reader in (_iso_date, _rfc822_date, _lenient_date):
         try:
             value = reader(text)
+            if value is not None:  # an offset of 79 hours parses, and fails only here
+                return _plausible(value, now)
         except (ValueError, TypeError, OverflowError, IndexError):
             continue
-        if value is not None:
-            return _plausible(value, now)
     return None
 
 

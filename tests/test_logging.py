@@ -198,7 +198,9 @@ def test_a_log_reader_that_stops_reading_never_blocks_the_daemon() -> None:
         os.close(read_end)
     lines = b"".join(chunks).decode().splitlines()
     assert f"line {3 * LOG_BACKLOG - 1} " not in "\n".join(lines)  # the flood's tail was dropped
-    notice = [line for line in lines if "log lines dropped" in line]
-    assert len(notice) == 1 and lines[-1].endswith("after the stall")
-    dropped = int(notice[0].split("monitor: ")[1].split()[0])
+    # a notice each time a line got through after drops (the writer may free a slot or two
+    # before the pipe is full), counting the lines dropped since the last one
+    notices = [line for line in lines if "log lines dropped" in line]
+    assert notices and lines[-1].endswith("after the stall")
+    dropped = sum(int(line.split("monitor: ")[1].split()[0]) for line in notices)
     assert dropped + sum(line.count("xxxxx") > 0 for line in lines) == 3 * LOG_BACKLOG

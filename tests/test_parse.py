@@ -358,6 +358,7 @@ def test_dates_in_many_languages_and_forms() -> None:
         ("Tue, 99 Nov 2026 10:00:00 GMT", None),
         ("1970-01-01T00:00:00Z", None),
         ("2027-06-01T00:00:00Z", None),
+        ("2026-11-24T09:15:30.250+79:00", None),  # found by atheris: parses, cannot convert
     ],
 )
 def test_parse_date(raw: str, expected: datetime | None) -> None:
