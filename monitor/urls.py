@@ -29,9 +29,9 @@ def canonical_url(link: str, base: str | None = None) -> str | None:
     link = link.strip()
     if not link:
         return None
-    if base and not link.startswith(("http://", "https://")):
-        link = urljoin(base, link)
-    try:
+    try:  # both raise ValueError on a malformed host ("http://[x", found by atheris)
+        if base and not link.startswith(("http://", "https://")):
+            link = urljoin(base, link)
         parts = urlsplit(link)
     except ValueError:
         return None

@@ -26,6 +26,8 @@ from monitor.urls import canonical_url
         ("", None, None),
         ("http://", None, None),
         ("http://ex.org:99999/", None, None),
+        ("http://[::1", None, None),
+        ("//[bad/feed", "https://news.example/feed", None),  # atheris: urljoin raised
     ],
 )
 def test_canonical_url(link: str, base: str | None, expected: str | None) -> None:
