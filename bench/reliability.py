@@ -95,7 +95,8 @@ def main() -> None:
     if hostile:
         verdict = "met" if hostile["peak_mb"] < 300 else "NOT met"
         lines += [
-            f"Peak memory of the daemon: {hostile['peak_mb']} MB (target 300 MB: {verdict}).",
+            f"Peak memory of the daemon: {hostile['peak_mb']} MB (target 300 MB: {verdict}; "
+            "the daemon's own high-water mark, `VmHWM`, see `tests/procmem.py`).",
             "",
         ]
         lines += hostile_table(hostile)

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     http_listen: str = "127.0.0.1:8600"
     http_token: SecretStr | None = None
     max_feed_bytes: ByteSize = 10 * 1024 * 1024
+    #: What the bodies of all fetches in flight may hold together (downloaded, decompressed,
+    #: waiting to be parsed); a fetch that finds it full waits. At least ``max_feed_bytes``.
+    fetch_memory_budget: ByteSize = 32 * 1024 * 1024
     fetch_timeout: Duration = timedelta(seconds=30)
     connect_timeout: Duration = timedelta(seconds=10)
     allowed_private_hosts: str = ""
@@ -74,6 +77,18 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"MONITOR_LEASE ({self.lease}) must be longer than MONITOR_FETCH_TIMEOUT "
                 f"({self.fetch_timeout}), or another process would take over a feed mid-poll"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _budget_holds_a_feed(self) -> Settings:
+        if self.max_feed_bytes <= 0:
+            raise ValueError(f"MONITOR_MAX_FEED_BYTES ({self.max_feed_bytes}) must be positive")
+        if self.fetch_memory_budget < self.max_feed_bytes:
+            raise ValueError(
+                f"MONITOR_FETCH_MEMORY_BUDGET ({self.fetch_memory_budget} bytes) must be at least "
+                f"MONITOR_MAX_FEED_BYTES ({self.max_feed_bytes} bytes), or a feed of the largest "
+                "allowed size could never be read"
             )
         return self
 
@@ -176,7 +191,10 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
+            # a check across settings has no location: its message names the settings itself
             f"MONITOR_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            if err["loc"]
+            else str(err["msg"]).removeprefix("Value error, ")
             for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from None

@@ -11,8 +11,11 @@ Public surface::
     FetchOutcome(kind, url, status, body, content_type, etag, last_modified, moved_to,
                  retry_after, cache_max_age, error, elapsed, content_hash)
     Fetcher(limits, *, max_concurrency, per_host_concurrency, allowed_private_hosts=frozenset(),
-            transport=None, resolver=None, layout="per_host", shards=DEFAULT_SHARDS)
+            transport=None, resolver=None, layout="per_host", shards=DEFAULT_SHARDS,
+            memory_budget=None)
         async with Fetcher(...) as fetcher: outcome = await fetcher.fetch(request)
+        async with fetcher.fetching(request) as outcome: ...   # body counted until the end
+    ByteBudget(capacity), BudgetLease                       bytes of bodies in flight, together
     backoff_delay(consecutive_failures, *, base, ceiling, rng, retry_after=None) -> timedelta
     next_interval(base, *, cache_max_age, ttl, respect_cache_hints, min_interval,
                   max_interval) -> timedelta
@@ -29,8 +32,10 @@ with a stable ``kind`` label for metrics and ``monitor status``: ``url`` (not fe
 ``dns``, ``connect``, ``timeout`` (a read went silent), ``deadline`` (the whole fetch took too
 long), ``too_large``, ``encoding``, ``protocol``, ``http`` (other transport errors),
 ``http_status`` (an answer other than 200/304/410), ``redirect_refused``, ``redirect_loop``,
-``redirect_limit``. Only bugs and cancellation propagate. Settings are not imported here
-(layering, SPEC section 9): the CLI and the daemon build ``FetchLimits`` from them.
+``redirect_limit``, ``memory_budget`` (not the feed's fault: the bodies of other fetches hold
+the whole memory budget; poll it again shortly). Only bugs and cancellation propagate.
+Settings are not imported here (layering, SPEC section 9): the CLI and the daemon build
+``FetchLimits`` and the budget from them.
 
 What a fetch does, in order:
 
@@ -40,13 +45,17 @@ What a fetch does, in order:
    only the encodings it can decompress with a bound;
 3. follows redirects itself, hop by hop (at most ``MAX_REDIRECTS``, loops detected), checking
    every hop against the private-address policy (see ``Fetcher._check_hop``);
-4. streams the body and decompresses it itself with a hard output limit.
+4. streams the body and decompresses it itself with a hard output limit, reserving every piece
+   in the memory budget shared by all fetches (``ByteBudget``; ``MONITOR_FETCH_MEMORY_BUDGET``)
+   before keeping it, so that many large feeds at once cannot add up to more than the budget.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
+import io
 import ipaddress
 import math
 import random
@@ -55,7 +64,8 @@ import socket
 import ssl
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -328,25 +338,32 @@ async def system_resolver(host: str) -> list[str]:
 
 
 class _Decoder(Protocol):
-    def decompress(self, data: bytes, max_length: int) -> bytes: ...
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        """Up to ``max_length`` bytes of output for ``data``; ``data=b""`` asks for more output
+        left over from earlier input (see ``more``)."""
+        ...
+
+    def more(self) -> bool:
+        """Whether output is pending without new input."""
+        ...
 
 
 class _Identity:
     def decompress(self, data: bytes, max_length: int) -> bytes:
         return data
 
-
-class _TooLarge(Exception):
-    pass
+    def more(self) -> bool:
+        return False
 
 
 class _Zlib:
-    """gzip or deflate (zlib-wrapped or raw, as servers send both) with a bounded output."""
+    """gzip or deflate (zlib-wrapped or raw, as servers send both) in bounded steps."""
 
     def __init__(self, gzip: bool) -> None:
         self._gzip = gzip
         self._inner: zlib._Decompress | None = None
         self._pending = b""
+        self._full = False
 
     def decompress(self, data: bytes, max_length: int) -> bytes:
         if self._inner is None:
@@ -356,10 +373,14 @@ class _Zlib:
             wbits = 16 + zlib.MAX_WBITS if self._gzip else self._deflate_wbits(self._pending)
             self._inner = zlib.decompressobj(wbits)
             data, self._pending = self._pending, b""
-        out = self._inner.decompress(self._inner.unconsumed_tail + data, max_length)
-        if self._inner.unconsumed_tail:
-            raise _TooLarge
+        tail = self._inner.unconsumed_tail
+        out = self._inner.decompress(tail + data if tail else data, max_length)
+        # a full output buffer may leave output inside zlib even when all input was consumed
+        self._full = len(out) >= max_length
         return out
+
+    def more(self) -> bool:
+        return self._inner is not None and (self._full or bool(self._inner.unconsumed_tail))
 
     @staticmethod
     def _deflate_wbits(head: bytes) -> int:
@@ -370,15 +391,24 @@ class _Zlib:
 class _Brotli:
     def __init__(self) -> None:
         self._inner = brotli.Decompressor()
+        self._bounded = True
+        self._full = False
 
     def decompress(self, data: bytes, max_length: int) -> bytes:
-        try:
-            out: bytes = self._inner.process(data, output_buffer_limit=max_length + 1)
-        except TypeError:  # brotli < 1.2 has no output limit: bound the damage per chunk
-            out = self._inner.process(data)
-        if len(out) > max_length or not self._inner.can_accept_more_data():
-            raise _TooLarge
-        return out
+        if self._bounded:
+            try:
+                out: bytes = self._inner.process(data, output_buffer_limit=max_length)
+            except TypeError:  # brotli < 1.2 has no output limit: bound the damage per chunk
+                self._bounded = False
+            else:
+                # a full buffer (it may overshoot the limit a little) means more may be pending;
+                # brotli 1.2.1 still says it can accept more data then
+                self._full = len(out) >= max_length
+                return out
+        return bytes(self._inner.process(data))
+
+    def more(self) -> bool:
+        return self._bounded and (self._full or not self._inner.can_accept_more_data())
 
 
 def _decoder_for(encoding: str | None) -> _Decoder:
@@ -394,39 +424,204 @@ def _decoder_for(encoding: str | None) -> _Decoder:
     raise FetchError(f"unsupported content encoding {encoding!r}", kind="encoding")
 
 
-async def read_bounded(response: httpx.Response, max_bytes: int) -> bytes:
+#: Reserves bytes of the memory budget for a body as it grows (waits while the budget is full).
+Reserve = Callable[[int], Awaitable[None]]
+
+
+async def read_bounded(
+    response: httpx.Response, max_bytes: int, reserve: Reserve | None = None
+) -> bytes:
     """The decompressed body, or FetchError as soon as it would exceed ``max_bytes``.
 
-    Decompression is ours (``aiter_raw`` + ``max_length``), so memory stays near one chunk plus
-    the limit whatever the compression ratio; a declared oversize identity body fails at once.
+    Decompression is ours (``aiter_raw`` + ``max_length``), in steps of at most ``READ_CHUNK``
+    bytes of output, so memory stays near one chunk plus the limit whatever the compression
+    ratio; a declared oversize identity body fails at once. ``reserve`` is called with the size
+    of every piece before it is kept (the fetcher's memory budget), or once with the whole size
+    when the server declared it (an identity body with Content-Length: h11 holds the server to
+    it), so such a body never holds part of the budget while it waits for the rest. The body
+    is assembled in one buffer, so it is never held twice, and that buffer is freed at once
+    when the read fails rather than when the garbage collector gets to the traceback.
     """
-    too_large = FetchError(
-        f"body exceeds {max_bytes} bytes after decompression", kind="too_large", status=200
-    )
     if response.is_stream_consumed:
         # Built in memory (httpx.MockTransport, respx): httpx has read and decoded it already.
         if len(response.content) > max_bytes:
-            raise too_large
+            raise _too_large(max_bytes)
+        if reserve is not None:
+            await reserve(len(response.content))
         return response.content
     encoding = response.headers.get("content-encoding")
     declared = response.headers.get("content-length", "")
-    if not encoding and declared.isdigit() and int(declared) > max_bytes:
-        raise too_large
+    exact = not encoding and declared.isdigit()
+    if exact and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
     decoder = _decoder_for(encoding)
-    chunks: list[bytes] = []
+    if exact and reserve is not None:
+        await reserve(int(declared))
+        reserve = None
+    body = io.BytesIO()
     size = 0
     try:
         async for raw in response.aiter_raw(READ_CHUNK):
-            piece = decoder.decompress(raw, max_bytes - size + 1)
-            size += len(piece)
-            if size > max_bytes:
-                raise too_large
-            chunks.append(piece)
-    except _TooLarge:
-        raise too_large from None
+            data = raw
+            while True:
+                piece = decoder.decompress(data, min(READ_CHUNK, max_bytes - size + 1))
+                data = b""
+                size += len(piece)
+                if size > max_bytes:
+                    raise _too_large(max_bytes)
+                if piece:
+                    if reserve is not None:
+                        await reserve(len(piece))
+                    body.write(piece)
+                if not decoder.more():
+                    break
+        return body.getvalue()
     except (zlib.error, brotli.error) as exc:
+        body.close()
         raise FetchError(f"corrupt compressed body: {exc}", kind="encoding", status=200) from None
-    return b"".join(chunks)
+    except BaseException:
+        body.close()
+        raise
+
+
+def _too_large(max_bytes: int) -> FetchError:
+    return FetchError(
+        f"body exceeds {max_bytes} bytes after decompression", kind="too_large", status=200
+    )
+
+
+# --- the memory budget ----------------------------------------------------------------------
+
+
+class ByteBudget:
+    """The bytes that the bodies of all fetches in flight may hold together.
+
+    Each fetch takes a ``BudgetLease`` and reserves every piece of its body as it arrives; the
+    bytes come back when the lease is released, which the caller of ``Fetcher.fetching`` does
+    once it has parsed the body. A reservation that does not fit waits until other leases
+    release theirs, the oldest lease first (so the oldest fetch always finishes); the wait does
+    not count against the fetch's deadline. Only when every lease holding bytes is itself
+    waiting (nobody could ever release), the newest of them gives up with
+    ``FetchError(kind="memory_budget")``: its bytes let the older ones finish, and the caller
+    polls that feed again shortly. A reservation larger than the whole budget fails at once with
+    the same error.
+
+    ``used`` never exceeds ``capacity``; ``peak`` is the most ever used, ``released`` the bytes
+    given back so far (the daemon returns freed memory to the system after large amounts).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity <= 0:
+            raise ValueError("a memory budget must be positive")
+        self.capacity = capacity
+        self.used = 0
+        self.peak = 0
+        self.released = 0
+        self._serial = 0
+        self._holders: set[BudgetLease] = set()
+        #: Waiting reservations, oldest lease first.
+        self._queue: list[tuple[BudgetLease, int, asyncio.Future[None]]] = []
+
+    def lease(self) -> BudgetLease:
+        self._serial += 1
+        return BudgetLease(self, self._serial)
+
+    @property
+    def waiting(self) -> int:
+        """How many reservations are waiting for room."""
+        return len(self._queue)
+
+    def _grant(self, lease: BudgetLease, amount: int) -> None:
+        self.used += amount
+        self.peak = max(self.peak, self.used)
+        lease.held += amount
+        self._holders.add(lease)
+
+    def _try(self, lease: BudgetLease, amount: int) -> bool:
+        if self._queue or self.used + amount > self.capacity:
+            return False
+        self._grant(lease, amount)
+        return True
+
+    async def _wait(self, lease: BudgetLease, amount: int) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (lease, amount, future)
+        bisect.insort(self._queue, entry, key=lambda waiting: waiting[0].serial)
+        lease.waiting = True
+        self._settle()
+        try:
+            await future
+        except BaseException:
+            if entry in self._queue:  # cancelled while waiting
+                self._queue.remove(entry)
+                lease.waiting = False
+                self._settle()
+            raise
+        finally:
+            del future, entry  # the traceback of a failure would otherwise keep them (a cycle)
+
+    def _release(self, lease: BudgetLease) -> None:
+        self.used -= lease.held
+        self.released += lease.held
+        lease.held = 0
+        self._holders.discard(lease)
+        self._settle()
+
+    def _settle(self) -> None:
+        """Grant waiting reservations in order while they fit; break a deadlock if there is one."""
+        while self._queue:
+            lease, amount, future = self._queue[0]
+            if future.done():  # cancelled, about to leave the queue
+                return
+            if self.used + amount <= self.capacity:
+                del self._queue[0]
+                lease.waiting = False
+                self._grant(lease, amount)
+                future.set_result(None)
+                continue
+            # ``waiting`` is true exactly while a lease has an entry in the queue
+            if any(h.giving_up or not h.waiting for h in self._holders):
+                return  # a lease that is not waiting will release (or grow): wait for it
+            victim = max(self._holders, key=lambda h: h.serial)
+            index = next(i for i, entry in enumerate(self._queue) if entry[0] is victim)
+            _, _, victim_future = self._queue.pop(index)
+            victim.waiting = False
+            victim.giving_up = True
+            victim_future.set_exception(victim.exhausted())
+            return
+
+
+class BudgetLease:
+    """One fetch's share of a ``ByteBudget``; ``release`` gives every byte back at once."""
+
+    def __init__(self, budget: ByteBudget, serial: int) -> None:
+        self.budget = budget
+        self.serial = serial
+        self.held = 0
+        self.waiting = False
+        self.giving_up = False
+
+    def try_reserve(self, amount: int) -> bool:
+        """Reserve now if there is room and nobody is queued; never waits."""
+        return self.budget._try(self, amount)
+
+    async def reserve(self, amount: int) -> None:
+        """Reserve ``amount`` more bytes, waiting for room; FetchError(kind="memory_budget")
+        when the wait could never end."""
+        if self.held + amount > self.budget.capacity:
+            raise self.exhausted()
+        if not self.budget._try(self, amount):
+            await self.budget._wait(self, amount)
+
+    def release(self) -> None:
+        self.budget._release(self)
+
+    def exhausted(self) -> FetchError:
+        return FetchError(
+            f"memory budget of {self.budget.capacity} bytes for bodies in flight is held by "
+            "other fetches; polled again shortly",
+            kind="memory_budget",
+        )
 
 
 # --- the fetcher ----------------------------------------------------------------------------
@@ -543,8 +738,16 @@ class Fetcher:
         resolver: Resolver | None = None,
         layout: ClientLayout = DEFAULT_LAYOUT,
         shards: int = DEFAULT_SHARDS,
+        memory_budget: int | None = None,
     ) -> None:
         self.limits = limits
+        if memory_budget is not None and memory_budget < limits.max_bytes:
+            raise ValueError(
+                f"memory budget {memory_budget} is smaller than the byte limit of one feed "
+                f"({limits.max_bytes}): a feed of the largest allowed size could never be read"
+            )
+        #: Shared by every fetch of this fetcher; None: bodies in flight are not bounded together.
+        self.budget = ByteBudget(memory_budget) if memory_budget is not None else None
         self._global = asyncio.Semaphore(max_concurrency)
         self._per_host_concurrency = per_host_concurrency
         # One semaphore per host ever fetched: bounded by the number of feed hosts.
@@ -581,8 +784,26 @@ class Fetcher:
         await self._clients.aclose()
 
     async def fetch(self, request: FetchRequest) -> FetchOutcome:
-        """Fetch one feed; every feed-level problem is an ``error`` outcome, never an exception."""
-        attempt = _Attempt(request)
+        """Fetch one feed; every feed-level problem is an ``error`` outcome, never an exception.
+
+        The body's share of the memory budget is given back when this returns; a caller that
+        keeps the body for a while (to parse it) uses ``fetching`` instead.
+        """
+        async with self.fetching(request) as outcome:
+            return outcome
+
+    @asynccontextmanager
+    async def fetching(self, request: FetchRequest) -> AsyncIterator[FetchOutcome]:
+        """``fetch``, with the body counted against the memory budget until the block ends."""
+        lease = self.budget.lease() if self.budget is not None else None
+        try:
+            yield await self._fetch(request, lease)
+        finally:
+            if lease is not None:
+                lease.release()
+
+    async def _fetch(self, request: FetchRequest, lease: BudgetLease | None) -> FetchOutcome:
+        attempt = _Attempt(request, lease)
         try:
             url = _checked_url(httpx.URL(request.url))
         except httpx.InvalidURL as exc:
@@ -629,7 +850,12 @@ class Fetcher:
                 if attempt.started is None:
                     attempt.started = time.monotonic()
                     deadline.reschedule(asyncio.get_running_loop().time() + self.limits.deadline)
-                hop = await self._request(url, headers, peer_must_be_public=must_be_public)
+                hop = await self._request(
+                    url,
+                    headers,
+                    peer_must_be_public=must_be_public,
+                    reserve=self._reserver(attempt.lease, deadline),
+                )
             attempt.hops.append(hop)
             if hop.location is None:
                 return
@@ -641,6 +867,34 @@ class Fetcher:
             if str(url) in seen:
                 raise FetchError(f"redirect loop at {url}", kind="redirect_loop", status=hop.status)
             seen.add(str(url))
+
+    def _reserver(self, lease: BudgetLease | None, deadline: asyncio.Timeout) -> Reserve | None:
+        """Budget reservations for one body. Time spent waiting for room is not the feed's
+        fault, so the deadline stops while a reservation waits; a wait longer than the deadline
+        itself gives up with ``memory_budget`` (the caller polls again shortly) rather than
+        keeping a server's connection open indefinitely."""
+        if lease is None:
+            return None
+        wait_limit = self.limits.deadline
+
+        async def reserve(amount: int) -> None:
+            if lease.try_reserve(amount):
+                return
+            loop = asyncio.get_running_loop()
+            when = deadline.when()
+            deadline.reschedule(None)
+            started = loop.time()
+            try:
+                # waiting longer than a whole fetch may take: give the connection up, poll later
+                async with asyncio.timeout(wait_limit):
+                    await lease.reserve(amount)
+            except TimeoutError:
+                raise lease.exhausted() from None
+            finally:
+                if when is not None:
+                    deadline.reschedule(when + (loop.time() - started))
+
+        return reserve
 
     def _host_slot(self, host: str) -> asyncio.Semaphore:
         slot = self._host_slots.get(host)
@@ -669,7 +923,12 @@ class Fetcher:
         return True
 
     async def _request(
-        self, url: httpx.URL, headers: Mapping[str, str], *, peer_must_be_public: bool
+        self,
+        url: httpx.URL,
+        headers: Mapping[str, str],
+        *,
+        peer_must_be_public: bool,
+        reserve: Reserve | None = None,
     ) -> _Hop:
         """One GET; reads the body of a 200 only, within the byte limit."""
         client = self._clients.for_host(url.host.lower())
@@ -681,7 +940,7 @@ class Fetcher:
                 if hop.status in REDIRECT_STATUSES:
                     hop.location = _location(response)
                 if hop.status == 200:
-                    hop.body = await read_bounded(response, self.limits.max_bytes)
+                    hop.body = await read_bounded(response, self.limits.max_bytes, reserve)
                 else:
                     await _drain(response)
                 return hop
@@ -764,6 +1023,7 @@ class _Attempt:
     """One fetch in progress: the request, when its deadline started and the answers so far."""
 
     request: FetchRequest
+    lease: BudgetLease | None = None
     started: float | None = None
     hops: list[_Hop] = field(default_factory=list)
 

@@ -29,6 +29,7 @@ def test_embedded_defaults() -> None:
     assert settings.default_interval == timedelta(minutes=5)
     assert settings.fetch_timeout == timedelta(seconds=30)
     assert settings.max_feed_bytes == 10 * 1024 * 1024
+    assert settings.fetch_memory_budget == 32 * 1024 * 1024
     assert settings.http_listen == "127.0.0.1:8600"
     assert settings.log_format == "text"
     assert settings.user_agent.startswith("wire-monitor/")
@@ -76,3 +77,19 @@ def test_masked_hides_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     assert shown["MONITOR_APPRISE_URLS"] == MASK
     assert shown["MONITOR_DATABASE_URL"] == f"postgresql+psycopg://mon:{MASK}@db:5432/mon"
     assert shown["MONITOR_HTTP_TOKEN"] == MASK
+
+
+def test_the_fetch_memory_budget_must_hold_the_largest_feed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MONITOR_MAX_FEED_BYTES", "40MiB")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "MONITOR_FETCH_MEMORY_BUDGET" in message and "MONITOR_MAX_FEED_BYTES" in message
+    assert "MONITOR_:" not in message  # a check across settings names them itself
+    monkeypatch.setenv("MONITOR_FETCH_MEMORY_BUDGET", "64MiB")
+    assert load_settings().fetch_memory_budget == 64 * 1024 * 1024
+    monkeypatch.setenv("MONITOR_FETCH_MEMORY_BUDGET", "lots")
+    with pytest.raises(ConfigError, match="MONITOR_FETCH_MEMORY_BUDGET"):
+        load_settings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -198,3 +199,38 @@ def test_default_interval_applies_where_feeds_yaml_sets_none(
     intervals = [f.interval for f in daemon.ruleset.feeds.feeds]
     assert intervals == [timedelta(minutes=2), timedelta(minutes=7)]
     daemon.store.close()
+
+
+def test_run_once_polls_again_what_the_memory_budget_postponed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six feeds of ~0.9 MiB with no declared length, a budget of one such feed: fetches give
+    up for want of room, and `run --once` polls those again until every feed is recorded."""
+    hosts = tuple(f"127.0.0.{n}" for n in range(1, 7))
+    item = "<item><guid>{n}-{i}</guid><title>Story</title><description>{text}</description></item>"
+    with FeedServer(hosts=hosts) as farm:
+        urls = []
+        for n in range(6):
+            items = "".join(  # distinct words: near-duplicate stories would test story grouping
+                item.format(n=n, i=i, text=" ".join(f"w{n}x{i}x{k}" for k in range(300)))
+                for i in range(250)
+            )
+            body = (
+                f'<rss version="2.0"><channel><title>T{n}</title>{items}</channel></rss>'.encode()
+            )
+            farm.routes[f"/f{n}"] = Route(
+                stream=lambda b=body: (b[i : i + 50_000] for i in range(0, len(b), 50_000))  # type: ignore[misc]
+            )
+            urls.append(farm.url(f"/f{n}", hosts[n]))
+        env = workspace(tmp_path, urls)
+        env.update(MONITOR_MAX_FEED_BYTES="1MiB", MONITOR_FETCH_MEMORY_BUDGET="1MiB")
+        for key, value in env.items():
+            if key.startswith("MONITOR_"):
+                monkeypatch.setenv(key, value)
+        daemon = Daemon(load_settings())
+        summary = asyncio.run(daemon.run_once())
+        assert [(r.outcome, r.items) for r in summary.polls] == [("new", 250)] * 6
+        assert daemon.fetcher.budget is not None
+        assert daemon.fetcher.budget.peak <= 1024 * 1024
+        daemon.parse_worker.shutdown()
+        daemon.store.close()

@@ -15,11 +15,14 @@ import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from functools import partial
 
 import httpx
 import pytest
 
+from monitor.errors import FetchError
 from monitor.fetch import (
+    ByteBudget,
     Fetcher,
     FetchLimits,
     FetchRequest,
@@ -561,3 +564,177 @@ def test_parse_max_age() -> None:
     assert parse_max_age("max-age=300", age="400") == timedelta(0)
     for bad in (None, "", "public", "no-store, max-age=300", "no-cache", "max-age=abc"):
         assert parse_max_age(bad) is None
+
+
+# --- the memory budget shared by all fetches ---------------------------------------------------
+
+
+async def test_a_reservation_waits_for_room_oldest_lease_first() -> None:
+    budget = ByteBudget(100)
+    old, young, holder = budget.lease(), budget.lease(), budget.lease()
+    assert holder.try_reserve(90)
+    young_waits = asyncio.create_task(young.reserve(20))
+    await asyncio.sleep(0)
+    old_waits = asyncio.create_task(old.reserve(20))
+    await asyncio.sleep(0)
+    assert budget.waiting == 2 and budget.used == 90
+    holder.release()
+    await asyncio.sleep(0)
+    # room for both now; the older lease was served first although it asked later
+    assert old_waits.done() and young_waits.done()
+    assert (old.held, young.held, budget.used, budget.peak) == (20, 20, 40, 90)
+    old.release()
+    young.release()
+    assert budget.used == 0 and budget.released == 130
+
+
+async def test_when_every_holder_waits_the_newest_gives_up_and_the_oldest_finishes() -> None:
+    budget = ByteBudget(100)
+    first, second, third = budget.lease(), budget.lease(), budget.lease()
+    for lease in (first, second, third):
+        assert lease.try_reserve(30)
+    waits = [asyncio.create_task(lease.reserve(30)) for lease in (first, second, third)]
+    await asyncio.sleep(0)
+    # 90 held, all three need 30 more: nobody could ever release, so the newest gives up
+    assert waits[2].done() and isinstance(waits[2].exception(), FetchError)
+    error = waits[2].exception()
+    assert isinstance(error, FetchError) and error.kind == "memory_budget"
+    assert not waits[0].done() and not waits[1].done()
+    third.release()  # what the failed fetch does on its way out
+    await asyncio.sleep(0)
+    assert waits[0].done() and waits[0].exception() is None
+    # the second still waits (130 would exceed 100) but is not given up: the first is reading
+    assert not waits[1].done()
+    first.release()
+    await asyncio.sleep(0)
+    assert waits[1].done() and waits[1].exception() is None and budget.used == 60
+    second.release()
+    assert budget.used == 0
+
+
+async def test_a_cancelled_wait_leaves_the_queue_and_more_than_the_budget_fails_at_once() -> None:
+    budget = ByteBudget(100)
+    holder, waiter = budget.lease(), budget.lease()
+    assert holder.try_reserve(80)
+    task = asyncio.create_task(waiter.reserve(50))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert budget.waiting == 0 and not waiter.waiting and waiter.held == 0
+    with pytest.raises(FetchError, match="memory budget"):
+        await holder.reserve(21)  # 80 + 21 can never fit
+    assert holder.held == 80
+
+
+def test_the_budget_must_hold_one_feed_of_the_largest_size() -> None:
+    with pytest.raises(ValueError, match="smaller than the byte limit"):
+        Fetcher(LIMITS, max_concurrency=2, per_host_concurrency=2, memory_budget=MIB - 1)
+
+
+GZIP = {"Content-Encoding": "gzip"}
+
+
+def chunks(body: bytes, size: int = 50_000) -> Iterator[bytes]:
+    """A body sent chunked: no length declared."""
+    return (body[i : i + size] for i in range(0, len(body), size))
+
+
+async def test_many_large_feeds_at_once_stay_within_the_budget_and_all_arrive(
+    server: FeedServer,
+) -> None:
+    """Twelve feeds of ~0.9 MiB on six hosts, fetched at once against a 1.5 MiB budget: plain
+    (declared length), gzip and chunked bodies. While each body is held (as for its parse), the
+    bodies held together never exceed the budget, and every feed arrives, some of them on a
+    second try (a fetch that gave up is postponed, not lost)."""
+    hosts = [f"127.0.0.{n}" for n in range(1, 7)]
+    bodies: dict[str, bytes] = {}
+    with FeedServer(hosts=tuple(hosts)) as farm:
+        for n in range(12):
+            body = FEED.replace(b"<title>t</title>", f"<title>{n}</title>".encode()) * (
+                int(0.9 * MIB) // len(FEED)
+            )
+            path = f"/big{n}"
+            bodies[path] = body
+            if n % 4 == 0:
+                farm.routes[path] = Route(body=body)
+            elif n % 4 == 1:
+                farm.routes[path] = Route(body=gzip.compress(body), headers=GZIP)
+            else:
+                farm.routes[path] = Route(stream=partial(chunks, body))
+        budget = int(1.5 * MIB)
+        held = 0
+        most_held = 0
+        arrived: dict[str, bytes] = {}
+
+        async def poll(fetcher: Fetcher, path: str, host: str) -> bool:
+            nonlocal held, most_held
+            async with fetcher.fetching(FetchRequest(farm.url(path, host))) as outcome:
+                if outcome.kind != "ok":
+                    assert outcome.error is not None and outcome.error.kind == "memory_budget"
+                    return False
+                held += len(outcome.body)
+                most_held = max(most_held, held)
+                await asyncio.sleep(0.05)  # a parse holds the body for a while
+                held -= len(outcome.body)
+                arrived[path] = outcome.body
+                return True
+
+        async with make_fetcher(max_concurrency=12, memory_budget=budget) as fetcher:
+            pending = {path: hosts[n % len(hosts)] for n, path in enumerate(bodies)}
+            rounds = 0
+            while pending:
+                rounds += 1
+                assert rounds <= 12, f"not every feed arrived: {sorted(pending)}"
+                done = await asyncio.gather(*(poll(fetcher, p, h) for p, h in pending.items()))
+                pending = {p: h for (p, h), ok in zip(pending.items(), done, strict=True) if not ok}
+            assert fetcher.budget is not None
+            assert fetcher.budget.peak <= budget and fetcher.budget.used == 0
+        assert most_held <= budget
+        assert arrived == bodies
+
+
+async def test_waiting_for_the_budget_does_not_count_against_the_deadline(
+    server: FeedServer,
+) -> None:
+    server.routes["/feed"] = Route(body=FEED * 100, delay=0.3)
+    limits = FetchLimits(max_bytes=MIB, deadline=0.5, connect_timeout=2.0, user_agent=UA)
+    async with make_fetcher(limits, memory_budget=MIB) as fetcher:
+        assert fetcher.budget is not None
+        hog = fetcher.budget.lease()
+        assert hog.try_reserve(MIB)  # the whole budget, until 0.7 s: 0.3 s answering + 0.4 s
+        asyncio.get_running_loop().call_later(0.7, hog.release)
+        outcome = await fetcher.fetch(FetchRequest(server.url("/feed")))
+    # longer than the 0.5 s deadline, yet in time: the 0.4 s spent waiting for room do not count
+    assert outcome.kind == "ok" and outcome.body == FEED * 100
+    assert outcome.elapsed >= 0.7
+
+    # but a wait longer than a whole fetch may take gives the connection up: polled later
+    async with make_fetcher(limits, memory_budget=MIB) as fetcher:
+        assert fetcher.budget is not None
+        hog = fetcher.budget.lease()
+        assert hog.try_reserve(MIB)
+        outcome = await fetcher.fetch(FetchRequest(server.url("/feed")))
+        hog.release()
+    assert outcome.error is not None and outcome.error.kind == "memory_budget"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+async def test_highly_compressed_bodies_are_decoded_in_bounded_steps(
+    server: FeedServer, encoding: str
+) -> None:
+    """A few KiB that decompress to ~900 KiB: output comes in steps of at most READ_CHUNK (each
+    reserved in the budget) and nothing is lost between the steps."""
+    import zlib
+
+    import brotli
+
+    body = FEED * (int(0.9 * MIB) // len(FEED))
+    encoded = {"gzip": gzip.compress, "deflate": zlib.compress, "br": brotli.compress}[encoding]
+    server.routes["/feed"] = Route(body=encoded(body), headers={"Content-Encoding": encoding})
+    async with make_fetcher(memory_budget=MIB) as fetcher:
+        assert fetcher.budget is not None
+        async with fetcher.fetching(FetchRequest(server.url("/feed"))) as outcome:
+            assert fetcher.budget.used == len(body)
+        assert fetcher.budget.used == 0
+    assert outcome.kind == "ok" and outcome.body == body

@@ -11,6 +11,7 @@ import pytest
 from monitor.errors import ParseError
 from monitor.parse import (
     ENTITY_EXPANSION_BUDGET,
+    MAX_FIELD_CHARS,
     find_dateline,
     html_to_text,
     parse_date,
@@ -271,6 +272,64 @@ def test_entity_expansion_is_bounded_before_any_parser_sees_it() -> None:
 def test_expanded_entity_markup_stays_text() -> None:
     doc = b'<!DOCTYPE r [<!ENTITY x "<script>alert(1)</script>">]><a>&x;</a>'
     assert screen_bytes(doc) == b"<a>&lt;script>alert(1)&lt;/script></a>"
+
+
+def test_only_declared_entities_are_expanded_and_others_are_left_to_the_parser() -> None:
+    doc = b'<!DOCTYPE r [<!ENTITY x "X"><!ENTITY e SYSTEM "file:///etc/passwd">]><a>&x;&lt;&e;&amp;&y;</a>'
+    assert screen_bytes(doc) == b"<a>X&lt;&amp;&y;</a>"
+
+
+LARGE = 8 * 1024 * 1024
+
+
+def _one_big_item(description: str, doctype: str = "") -> bytes:
+    head = f'<?xml version="1.0"?>{doctype}<rss version="2.0"><channel><title>T</title>'
+    item = f"<item><guid>big</guid><title>Big</title>{description}</item></channel></rss>"
+    return (head + item).encode()
+
+
+def _repeat(text: str) -> str:
+    return text * (LARGE // len(text))
+
+
+LARGE_ITEMS = {
+    # entity-escaped HTML: a string per run of text between references, unless expat buffers
+    "escaped html": _one_big_item(
+        f"<description>{_repeat('&lt;p&gt;Drone &lt;b&gt;hit&lt;/b&gt;.&lt;/p&gt;')}</description>"
+    ),
+    # HTML in CDATA: lxml's tree and a string per text run in html_to_text
+    "html in cdata": _one_big_item(
+        "<content:encoded xmlns:content='http://purl.org/rss/1.0/modules/content/'><![CDATA["
+        f"{_repeat('<p>Drone <b>strike</b> near the base.</p>')}]]></content:encoded>"
+    ),
+    # plain words: a regex substitution keeps two strings per space
+    "plain words": _one_big_item(f"<description>{_repeat('drone strike news ')}</description>"),
+    # a DOCTYPE and a million references the screen must not expand with re.sub
+    "doctype and references": _one_big_item(
+        f"<description>{_repeat('a&e;&amp;')}</description>",
+        doctype='<!DOCTYPE rss [<!ENTITY e SYSTEM "file:///etc/passwd">]>',
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", list(LARGE_ITEMS))
+def test_a_huge_item_is_cut_and_parsed_in_bounded_memory(shape: str) -> None:
+    """An 8 MiB item under the byte limit: its text is cut at MAX_FIELD_CHARS with a warning,
+    and parsing it allocates (Python objects) well under 6 times the document; before, these
+    shapes took 10 to 30 times (escaped HTML ~90 MB, HTML in CDATA ~300 MB for 10 MiB)."""
+    import tracemalloc
+
+    data = LARGE_ITEMS[shape]
+    tracemalloc.start()
+    try:
+        parsed = parse_feed(data, feed_url="https://e.example/f", now=NOW)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    (article,) = parsed.articles
+    assert 0 < len(article.summary) + len(article.content) <= 2 * MAX_FIELD_CHARS
+    assert any(f"over {MAX_FIELD_CHARS:,} characters" in w for w in parsed.warnings)
+    assert peak < 6 * len(data), f"{peak / len(data):.1f} times the document"
 
 
 def test_character_reference_beyond_unicode_is_an_error_not_a_crash() -> None:

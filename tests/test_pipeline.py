@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -13,7 +14,15 @@ import pytest
 
 from monitor.alerts import ConsoleChannel, Dispatcher, route
 from monitor.fetch import Fetcher, FetchLimits
-from monitor.pipeline import PollContext, adapt_interval, is_recent, poll_feed
+from monitor.pipeline import (
+    POSTPONE_S,
+    WORKER_PARSE_BYTES,
+    ParseWorker,
+    PollContext,
+    adapt_interval,
+    is_recent,
+    poll_feed,
+)
 from monitor.rules import FeedConfig, load_rules
 from monitor.schema import Article
 from monitor.store import Store, alerts, deliveries
@@ -303,6 +312,95 @@ async def test_queued_alerts_are_delivered_to_the_console_channel(harness: Harne
 
 
 # --- pure scheduling decisions ---------------------------------------------------------------
+
+
+async def test_a_poll_without_memory_budget_is_postponed_not_failed(harness: Harness) -> None:
+    """Other fetches hold the whole fetch memory budget for longer than a fetch may take: the
+    poll is put off for a few seconds, and nothing counts against the feed."""
+    harness.server.routes["/later"] = Route(body=rss(OLD, OLD_DRONE))
+    feed = harness.feed("/later")
+    limits = FetchLimits(max_bytes=1024 * 1024, deadline=0.3, connect_timeout=2.0, user_agent="t")
+    async with Fetcher(
+        limits, max_concurrency=4, per_host_concurrency=4, memory_budget=1024 * 1024
+    ) as fetcher:
+        assert fetcher.budget is not None
+        hog = fetcher.budget.lease()
+        assert hog.try_reserve(1024 * 1024)
+        context = harness.context()
+        context.fetcher = fetcher
+        report = await poll_feed(feed, context, NOW)
+        assert report.outcome == "postponed" and report.error_kind == "memory_budget"
+        assert report.next_poll_at is not None
+        assert timedelta(0) < report.next_poll_at - NOW <= timedelta(seconds=POSTPONE_S)
+        state = harness.store.feed(feed.url)
+        assert state is not None
+        assert (state.consecutive_failures, state.last_error, state.first_poll_done) == (
+            0,
+            None,
+            False,
+        )
+
+        hog.release()
+        report = await poll_feed(feed, context, NOW + timedelta(seconds=5))
+        assert (report.outcome, report.new_items) == ("new", 2)
+        assert fetcher.budget.used == 0
+
+
+async def test_large_documents_at_once_stay_within_the_budget_and_are_all_recorded(
+    tmp_path: Path,
+) -> None:
+    """Eight feeds of ~0.6 MiB on four hosts polled at once, against a 1.5 MiB fetch memory
+    budget, with the parse worker: the bodies never hold more than the budget together, large
+    documents are parsed one at a time, and every feed is recorded in the end (a postponed poll
+    is polled again, as the daemon does)."""
+    hosts = tuple(f"127.0.0.{n}" for n in range(1, 5))
+    # distinct words: near-duplicate stories would make this a test of story grouping
+    words = [" ".join(f"w{n}x{k}" for k in range(300)) for n in range(250)]
+    items = [(f"g{n}", f"Story {n} {words[n]}", NOW - timedelta(minutes=n)) for n in range(250)]
+    with FeedServer(hosts=hosts) as farm:
+        store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+        (tmp_path / "rules").mkdir()
+        (tmp_path / "rules" / "desk.yaml").write_text(RULES)
+        (tmp_path / "rules" / "feeds.yaml").write_text("feeds: []\n")
+        feeds = []
+        for n in range(8):
+            farm.routes[f"/big{n}"] = Route(body=rss(*[(f"{n}-{g}", t, p) for g, t, p in items]))
+            feeds.append(FeedConfig(url=farm.url(f"/big{n}", hosts[n % 4]), name=f"big{n}"))
+        assert all(len(route.body) > WORKER_PARSE_BYTES for route in farm.routes.values())  # type: ignore[union-attr]
+        store.sync_feeds([(f.url, f.name, True) for f in feeds], NOW)
+        limits = FetchLimits(
+            max_bytes=1024 * 1024, deadline=5.0, connect_timeout=2.0, user_agent="t"
+        )
+        budget = 1536 * 1024
+        worker = ParseWorker()
+        async with Fetcher(
+            limits, max_concurrency=8, per_host_concurrency=2, memory_budget=budget
+        ) as fetcher:
+            context = PollContext(
+                store=store,
+                fetcher=fetcher,
+                rules=load_rules(tmp_path / "rules"),
+                route=lambda rule: [],
+                rng=random.Random(1),
+                parse_worker=worker,
+            )
+            pending = feeds
+            for _ in range(10):
+                reports = await asyncio.gather(*(poll_feed(f, context, NOW) for f in pending))
+                assert {r.outcome for r in reports} <= {"new", "postponed"}, reports
+                pending = [
+                    f for f, r in zip(pending, reports, strict=True) if r.outcome == "postponed"
+                ]
+                if not pending:
+                    break
+            assert not pending, "postponed polls never went through"
+            assert fetcher.budget is not None
+            assert 0 < fetcher.budget.peak <= budget and fetcher.budget.used == 0
+        worker.shutdown()
+        states = store.all_feeds()
+        assert [s.last_item_count for s in states] == [250] * 8
+        assert all(s.consecutive_failures == 0 for s in states)
+        store.close()
 
 
 def test_busy_feeds_are_polled_more_often_within_bounds() -> None:
