@@ -202,8 +202,8 @@ class ParseWorker:
     """Where large documents (``WORKER_PARSE_BYTES`` or more) are parsed: a thread of their
     own, and one large document at a time from its parse to its record (``turn``).
 
-    A parse takes several times the document's size for a moment (3 to 7 times for the 10 MiB
-    documents measured) and a poll being recorded holds all its articles, so two large
+    A parse takes several times the document's size for a moment (up to about 7 times for the
+    10 MiB documents measured) and a poll being recorded holds all its articles, so two large
     documents at once would add up; small ones are parsed in the event loop, where that costs
     less than handing them over.
     """
