@@ -32,7 +32,7 @@ from bench.bench_daemon import rules_yaml
 from bench.farm import host_address
 from bench.newsroom import PHRASE
 from tests.procmem import PeakMemory
-from tests.receivers import Webhook
+from tests.receivers import Webhook, wait_for
 
 FEEDS = 1_000
 RULES = 1_000
@@ -99,18 +99,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_until(condition: Any, limit: float, step: float = 0.2) -> bool:
-    """Poll ``condition()`` until true or ``limit`` seconds pass (bounded in time and count)."""
-    deadline = time.monotonic() + limit
-    for _ in range(int(limit / step) + 1):
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(step)
-    return bool(condition())
-
-
 def percentile(values: list[float], share: float) -> float:
     """Nearest-rank percentile: with 200 samples p99 is the second-largest, no interpolation."""
     ordered = sorted(values)
@@ -164,7 +152,7 @@ def measure(room: Newsroom, webhook: Webhook, work: Path) -> str:
     memory = PeakMemory(daemon.pid).start()
     try:
         # The first poll of a feed records its backlog without alerting: publish after it.
-        if not wait_until(lambda: room.ask("stats")["feeds_polled"] == FEEDS, FIRST_ROUND_LIMIT):
+        if not wait_for(lambda: room.ask("stats")["feeds_polled"] == FEEDS, FIRST_ROUND_LIMIT, 0.2):
             raise RuntimeError("the daemon did not poll every feed once in time")
         first_round = time.monotonic() - started
         polls_before, cpu_before = room.ask("stats")["requests"], cpu_seconds(daemon.pid)
@@ -177,7 +165,7 @@ def measure(room: Newsroom, webhook: Webhook, work: Path) -> str:
             titles[:] = [str(p["title"]) for p in room.ask("report")["published"]]
             return len(alert_times(webhook, titles)[0]) >= len(titles) == STORIES
 
-        wait_until(all_arrived, TAIL_LIMIT, step=0.5)
+        wait_for(all_arrived, TAIL_LIMIT, step=0.5)
         polls = room.ask("stats")["requests"] - polls_before
         cpu = cpu_seconds(daemon.pid) - cpu_before
         phase = time.monotonic() - phase_start

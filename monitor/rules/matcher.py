@@ -8,9 +8,10 @@ that need no term) are evaluated; only the rules that matched are explained.
 Explaining a match lists, for each of its positive terms and each field it was found in, the first
 ``MAX_HITS_PER_TERM`` occurrences (by position) as Hits with offsets into the original field text,
 and a snippet around the first hit. The occurrences of the few terms of matched rules are found
-again with ``str.find`` in the token stream (C speed, stopping after the cap), which is cheaper
-than grouping every automaton hit of every term by term in Python; offset maps are built once
-per field and only for fields with a hit to explain.
+again in the field's ``marked`` text, which has the folded text's offsets (``str.find`` for one
+word, a regex for a phrase; C speed, stopping after the cap): cheaper than grouping every
+automaton hit by term in Python. An offset map to the original text is built only for a field
+whose fold changed some character's length, and only when it has a hit to explain.
 """
 
 from __future__ import annotations
@@ -72,16 +73,14 @@ class Context:
     _term_hits: dict[ExplainedTerm, list[Hit]] = field(default_factory=dict)
     _snippets: dict[tuple[int, int, int], str] = field(default_factory=dict)
 
-    def occurrences(self, field_index: int, sid: int, limit: int = 0) -> list[int]:
-        """Stream offsets where the key of term ``sid`` starts in a field (all, or ``limit``)."""
+    def occurrences(self, field_index: int, sid: int) -> list[int]:
+        """Stream offsets where the key of term ``sid`` starts in a field (NEAR needs them all)."""
         key = self.matcher.keys[sid]
         stream = self.fields[field_index].stream
         found: list[int] = []
         at = stream.find(key)
         while at != -1:
             found.append(at)
-            if len(found) == limit:
-                break
             at = stream.find(key, at + 1)  # keys of adjacent words share a space
         return found
 
