@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -198,5 +199,7 @@ def load_settings(**overrides: Any) -> Settings:
             for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from None
-    except ValueError as exc:  # e.g. a malformed monitor.toml
+    except tomllib.TOMLDecodeError as exc:  # the message has the position, not the file
+        raise ConfigError(f"MONITOR_CONFIG={toml_path}: invalid TOML: {exc}") from None
+    except ValueError as exc:
         raise ConfigError(f"invalid settings: {exc}") from None
