@@ -1,10 +1,19 @@
-"""Every fixture feed becomes the Articles a reader expects, field by field."""
+"""Every fixture feed becomes the Articles a reader expects, field by field.
+
+Each fixture in ``fixtures/feeds/`` has a golden file in ``fixtures/expected/`` (``NAME.jsonl``:
+the feed's facts, then every Article's full ``model_dump(mode="json")``, or the error), compared
+whole. After a deliberate change, ``pytest tests/test_parse.py --regen-golden`` rewrites them;
+read every changed line before committing (``git diff --word-diff``): a golden file is only as
+right as its review. The tests by name below state the facts each fixture exists for.
+"""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +31,8 @@ from monitor.parse import (
 from monitor.schema import Article, Media
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
+EXPECTED = Path(__file__).parent / "fixtures" / "expected"
+FIXTURE_NAMES = sorted(p.name for p in FIXTURES.iterdir())
 FEED_URL = "https://feeds.example.org/feed"
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -34,6 +45,48 @@ def parse_fixture(name: str, feed_url: str = FEED_URL) -> list[Article]:
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+# --- golden files: every field of every fixture ------------------------------------------------
+
+
+def golden_records(name: str) -> list[dict[str, Any]]:
+    """What a fixture gives, as the lines of its golden file: the feed's facts and then each
+    Article in full, or the error for a fixture that is not a usable feed."""
+    try:
+        parsed = parse_feed(
+            (FIXTURES / name).read_bytes(), feed_url=FEED_URL, feed_name="Test Feed", now=NOW
+        )
+    except ParseError as exc:
+        return [{"error": str(exc)}]
+    feed = {
+        "title": parsed.title,
+        "link": parsed.link,
+        "language": parsed.language,
+        "ttl_seconds": parsed.ttl.total_seconds() if parsed.ttl else None,
+        "format": parsed.format,
+        "complete": parsed.complete,
+        "warnings": parsed.warnings,
+    }
+    return [{"feed": feed}, *(a.model_dump(mode="json") for a in parsed.articles)]
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_fixture_gives_its_golden_records(name: str, request: pytest.FixtureRequest) -> None:
+    actual = golden_records(name)
+    path = EXPECTED / f"{name}.jsonl"
+    if request.config.getoption("--regen-golden"):
+        lines = (json.dumps(record, ensure_ascii=False) + "\n" for record in actual)
+        path.write_text("".join(lines), encoding="utf-8")
+    assert path.exists(), f"no {path.name}: run pytest --regen-golden, then review it"
+    expected = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert len(actual) == len(expected)
+    for number, (got, want) in enumerate(zip(actual, expected, strict=True), start=1):
+        assert got == want, f"{path.name} line {number}"
+
+
+def test_every_golden_file_belongs_to_a_fixture() -> None:
+    assert sorted(p.name.removesuffix(".jsonl") for p in EXPECTED.iterdir()) == FIXTURE_NAMES
 
 
 # --- the wire-style story ------------------------------------------------------------------
