@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
+from sqlalchemy.exc import OperationalError
 
+from monitor.config import load_settings
+from monitor.daemon import Daemon
+from monitor.fetch import FetchRequest
 from tests.feedserver import FeedServer, Route
 from tests.pg import free_port
 from tests.test_daemon import monitor, rss, workspace
@@ -29,6 +35,41 @@ def test_refuses_a_lease_shorter_than_a_fetch(tmp_path: Path) -> None:
     env = {**workspace(tmp_path, []), "MONITOR_LEASE": "5s", "MONITOR_FETCH_TIMEOUT": "10s"}
     done = monitor("config", env=env, timeout=30)
     assert done.returncode == 1 and "MONITOR_LEASE" in done.stderr
+
+
+class CrashingFetcher:
+    """A fetcher with a bug: every poll raises."""
+
+    budget = None
+
+    def fetching(self, request: FetchRequest) -> NoReturn:
+        raise RuntimeError(f"a bug fetching {request.url}")
+
+    async def aclose(self) -> None:
+        pass
+
+
+def database_gone(*_: object) -> NoReturn:
+    raise OperationalError("UPDATE feeds", {}, Exception("server closed the connection"))
+
+
+async def test_a_crashed_poll_logs_its_feed_as_a_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for key, value in workspace(tmp_path, ["http://127.0.0.1:9/feed"]).items():
+        if key.startswith("MONITOR_"):
+            monkeypatch.setenv(key, value)
+    daemon = Daemon(load_settings(), fetcher=CrashingFetcher())  # type: ignore[arg-type]
+    (state,) = daemon.store.all_feeds()
+    monkeypatch.setattr(daemon.store, "release_feed", database_gone)
+    with caplog.at_level(logging.INFO, logger="monitor.daemon"):
+        assert await daemon._poll_one(daemon.ruleset.feeds.feeds[0], state.id) is None
+    daemon.store.close()
+    logged = {r.getMessage(): r for r in caplog.records}
+    crashed, unreleased = logged["poll crashed"], logged["lease not released"]
+    assert crashed.__dict__["feed"] == "feed0" and crashed.exc_info is not None
+    assert unreleased.__dict__["feed"] == "feed0"
+    assert "server closed the connection" in unreleased.__dict__["error"]
 
 
 @pytest.mark.slow
