@@ -23,7 +23,7 @@ from monitor.config import MASK, Masker, Settings
 from tests.feedserver import FeedServer, Route
 from tests.pg import free_port
 from tests.receivers import Webhook, wait_for
-from tests.test_daemon import monitor, rss, workspace
+from tests.test_daemon import healthy, monitor, rss, workspace
 
 APPRISE_TOKEN = "apprtok7Q2wX9zL"
 TELEGRAM_TOKEN = "123456789:AAbbCCddEEffGGhh"
@@ -197,14 +197,7 @@ def test_no_secret_in_any_output_end_to_end(pg_url: str, tmp_path: Path) -> None
         )  # fmt: skip
         try:
             base = f"http://127.0.0.1:{port}"
-
-            def ready() -> bool:
-                try:
-                    return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            assert wait_for(ready, 30), "the daemon's HTTP listener did not come up"
+            assert wait_for(lambda: healthy(base), 30), "the daemon's HTTP listener did not come up"
             auth = {"Authorization": f"Bearer {HTTP_TOKEN}"}
             assert wait_for(lambda: "Drone sighted" in httpx.get(base, headers=auth).text, 30)
             assert wait_for(lambda: bool(hook.bodies), 30), "the alert was not delivered"
