@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from email.header import decode_header, make_header
 from email.utils import format_datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.alerts import (
+    AlertView,
     AppriseChannel,
     ConsoleChannel,
     Dispatcher,
@@ -38,6 +40,7 @@ from monitor.alerts import (
     coalesce,
     escape_markdown,
     health_event,
+    highlight_segments,
     load_channels,
     next_digest,
     quiet_until,
@@ -295,6 +298,102 @@ async def test_long_bodies_are_trimmed_to_the_service_limit(desk: Desk) -> None:
         renderer.title(many, "text", 20).endswith("…")
         and len(renderer.title(many, "text", 20)) <= 20
     )
+
+
+#: Real Apprise services with body limits (rendering for them needs no network).
+DISCORD = "discord://4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js"
+PUSHOVER = "pover://uQiRzpo4DXghDmr9QzzfQu27cmVRsG@azGDORePK8gMaC0QOYAMyEEuzJnyUi"
+TELEGRAM = "tgram://123456789:abcdefg_hijklmnop/12345"  # no title: it joins the body
+
+
+def story(n: int, title: str, snippet: str = "A drone was seen.") -> AlertView:
+    return AlertView(
+        kind="match", severity="high", rule="drones", rule_title="Drone strikes", title=title,
+        source="Wire", published="2026-11-24 11:55 UTC",
+        url=f"https://news.example.org/story/{n}", terms=["drone"],
+        snippet=highlight_segments(snippet, ["drone"]), also_reported_by=["Other wire"],
+    )  # fmt: skip
+
+
+def assert_balanced_markdown(body: str) -> None:
+    """Every emphasis, link bracket and parenthesis the markup opens is closed."""
+    markup = re.sub(r"\\.", "", body)  # escaped characters are text
+    assert markup.count("**") % 2 == 0, body
+    assert markup.replace("**", "").count("*") % 2 == 0, body
+    assert markup.count("[") == markup.count("]"), body
+    assert markup.count("(") == markup.count(")"), body
+
+
+def assert_balanced_html(body: str) -> None:
+    """Every element the body opens is closed, in order."""
+    open_tags: list[str] = []
+
+    class Checker(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            if tag not in ("br", "hr", "img"):
+                open_tags.append(tag)
+
+        def handle_endtag(self, tag: str) -> None:
+            assert open_tags and open_tags.pop() == tag, body
+
+    Checker().feed(body)
+    assert open_tags == [], body
+
+
+def limits(channel: AppriseChannel) -> tuple[int, int]:
+    return channel.service.title_maxlen, channel.service.body_maxlen
+
+
+@pytest.mark.parametrize("length", [1000, 2000])
+def test_a_long_headline_keeps_every_essential_within_the_service_limit(length: int) -> None:
+    headline = ("Drone strike on the port " * 100)[:length]
+    for channel in load_channels(f"{DISCORD} {PUSHOVER} {TELEGRAM}", None):
+        title, body = channel.render(Message([story(1, headline, "drone " * 400)]))
+        title_max, body_max = limits(channel)
+        assert len(body) + (len(title) + 3 if title_max <= 0 else 0) <= body_max, channel.label
+        if channel.service.overflow_amalgamate_title:  # Discord counts both together
+            assert len(title) + len(body) <= body_max
+        assert "**HIGH** · rule *Drone strikes*" in body
+        assert "**[Drone strike on the port Drone strike" in body  # the title, cut
+        assert "](https://news.example.org/story/1)**" in body  # the link
+        assert "Wire · 2026-11-24 11:55 UTC" in body  # source, published
+        assert_balanced_markdown(body)
+
+
+def test_a_digest_too_long_for_discord_drops_whole_entries_and_says_how_many() -> None:
+    (discord,) = load_channels(DISCORD, None)
+    digest = Message(
+        [story(n, f"Drone report {n} " + "with detail " * 30, "drone " * 50) for n in range(30)],
+        "digest",
+    )
+    title, body = discord.render(digest)
+    assert len(title) + len(body) <= limits(discord)[1]
+    shown = [int(n) for n in re.findall(r"^(\d+)\\\. \*\*HIGH\*\*", body, re.MULTILINE)]
+    assert 3 <= len(shown) < 30 and shown == list(range(1, len(shown) + 1))
+    for n in range(len(shown)):  # every entry shown is whole: its link is there
+        assert f"](https://news.example.org/story/{n})" in body
+    assert body.rstrip().endswith(f"*and {30 - len(shown)} more not shown*")
+    assert_balanced_markdown(body)
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+@pytest.mark.parametrize("maxlen", [150, 400, 900])
+def test_trimmed_bodies_never_cut_markup(fmt: str, maxlen: int) -> None:
+    renderer = Renderer()
+    hostile = "[x](javascript:a) *b* <i>c</i> & " * 20
+    for message in (
+        Message([story(1, hostile, hostile)]),
+        Message([story(n, hostile, hostile) for n in range(12)], "digest"),
+        Message([story(n, hostile, hostile) for n in range(12)], "throttle"),
+    ):
+        body = renderer.body(message, fmt, maxlen)
+        assert len(body) <= maxlen, (fmt, message.mode)
+        if fmt == "markdown":
+            assert_balanced_markdown(body)
+        elif fmt == "html":
+            assert_balanced_html(body)
+        if len(message.alerts) > 1 and maxlen >= 400:
+            assert "more not shown" in body, (fmt, message.mode, body)
 
 
 def test_template_overrides_come_from_rules_templates(tmp_path: Path) -> None:
