@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TextIO
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import apprise
@@ -284,6 +285,7 @@ _ANGLE_MENTION = re.compile(r"<([@#!])")
 _SCHEME = re.compile(
     r"(?i)\b(https?|ftp|javascript|vbscript|data|file|mailto|tel|sms|intent)(\s*:)"
 )
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#|~!])")
 ZWSP = "\u200b"
 
@@ -298,7 +300,9 @@ def neutralise(text: str) -> str:
 
 
 def escape_text(value: Any) -> str:
-    return neutralise(str(value))
+    """Plain text that stays text even where a consumer wrongly renders it as HTML: a ``<``
+    that would open a tag (``<script``, ``</b``, ``<!--``) is broken by a ZWSP."""
+    return _TAG_START.sub("<" + ZWSP, neutralise(str(value)))
 
 
 def escape_markdown(value: Any) -> str:
@@ -611,18 +615,28 @@ def _formats_of(service: Any) -> tuple[str, ...]:
     return tuple(str(getattr(f, "value", f)).lower() for f in items)
 
 
-def choose_format(formats: Sequence[str], default: str) -> str:
+def choose_format(formats: Sequence[str], default: str, explicit: str | None = None) -> str:
     """Markdown for chat, HTML for email, text otherwise, among what the service supports;
-    a single-format service, or an explicit ``?format=`` (``default`` differs from the first
-    declared format), keeps its own."""
+    a single-format service, or an explicit ``?format=`` (``explicit``, or ``default``
+    differing from the first declared format), keeps its own."""
     if not formats:
         return "text"
+    if explicit in formats and explicit in FORMATS:
+        return explicit
     if len(formats) == 1 or default != formats[0]:
         return default if default in FORMATS else "text"
     for preferred in ("markdown", "html", "text"):
         if preferred in formats:
             return preferred
     return "text"
+
+
+def explicit_format(service: Any) -> str | None:
+    """The ``?format=`` the service's URL gives, if any: Apprise writes it back into the URL
+    only when it was asked for (``resolve_format`` cannot tell ``?format=text`` on a service
+    whose first format is text from no choice at all)."""
+    query = parse_qs(urlsplit(str(service.url(privacy=True))).query)
+    return query.get("format", [None])[0]
 
 
 def channel_name(service: Any) -> str:
@@ -666,7 +680,9 @@ class AppriseChannel:
         self.label = str(service.url(privacy=True)).split("?", 1)[0]
         self.tags = frozenset(str(t) for t in service.tags) | frozenset(extra_tags)
         self.format = choose_format(
-            _formats_of(service), str(getattr(service.resolve_format(None), "value", "text"))
+            _formats_of(service),
+            str(getattr(service.resolve_format(None), "value", "text")),
+            explicit_format(service),
         )
         self.is_email = self.label.startswith(("mailto", "mailtos"))
 

@@ -7,6 +7,7 @@ quiet hours, rate limits) run against a fake clock: every dispatcher round is gi
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -27,6 +28,7 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.alerts import (
+    ZWSP,
     AlertView,
     AppriseChannel,
     ConsoleChannel,
@@ -248,31 +250,55 @@ async def test_an_alert_arrives_as_html_email_and_markdown_chat(
     assert desk.store.outbox_depth() == 0
 
 
+def assert_inert(payload: str) -> None:
+    """No markup that runs, no live link to a script, no mention that pings."""
+    assert "<script" not in payload.lower()
+    assert "javascript:" not in payload.lower()
+    assert "@everyone" not in payload and "<@" not in payload
+
+
 async def test_injected_markup_links_and_mentions_arrive_inert(
-    desk: Desk, smtp: SmtpReceiver, webhook: Webhook
+    desk: Desk, smtp: SmtpReceiver, webhook: Webhook, tmp_path: Path
 ) -> None:
-    mail, hook = channels_for(smtp.url(), webhook.url())
-    console = ConsoleChannel(desk.rules_dir.parent / "alerts.jsonl", stream=open(os.devnull, "w"))  # noqa: SIM115
-    text = FakeChannel("text")
-    desk.queue(INJECTION, [mail.name, hook.name, "console"], url="javascript:alert(3)")
-    await desk.dispatcher([mail, hook, console, text]).deliver_due(NOW)
+    mail, hook, plain = channels_for(
+        smtp.url(), webhook.url("/chat"), webhook.url("/text") + "?format=text"
+    )
+    assert (mail.format, hook.format, plain.format) == ("html", "markdown", "text")
+    stdout = io.StringIO()
+    console = ConsoleChannel(tmp_path / "data" / "alerts.jsonl", stream=stdout)  # the fallback
+    targets = [mail, hook, plain, console]
+    desk.queue(INJECTION, [c.name for c in targets], url="javascript:alert(3)")
+    assert await desk.dispatcher(targets).deliver_due(NOW) == (4, 4)
 
     html = smtp.html_parts()[0]
-    assert "<script" not in html.lower() and "&lt;script&gt;" in html
-    assert "javascript:" not in html.lower() and "href=" not in html  # no safe link: none
-    assert "@everyone" not in html and "<@" not in html
+    assert_inert(html)
+    assert "&lt;script&gt;" in html and "href=" not in html  # no safe link: none
     subject = str(make_header(decode_header(smtp.messages[0]["Subject"])))
-    assert subject.count("<script>") == 1  # a subject is plain text, shown as such
-    assert "@everyone" not in subject
+    assert_inert(subject)
+    assert subject.replace(ZWSP, "").count("<script>") == 1  # shown as text, reads the same
 
-    raw = webhook.bodies[0].decode()
-    body = json.loads(raw)["message"]
-    for payload in (raw, body):
-        assert "<script" not in payload.lower()
-        assert "javascript:" not in payload.lower()
-        assert "@everyone" not in payload and "<@" not in payload
-    assert not re.search(r"(?<!\\)\[[^\]]*(?<!\\)\]\(", body), "an unescaped Markdown link"
-    assert r"\[click here\]\(javascript" in body.replace("\u200b", "")
+    posted = {p: json.loads(b) for p, b in zip(webhook.paths, webhook.bodies, strict=True)}
+    assert set(posted) == {"/chat", "/text"}
+    for raw, path in zip(webhook.bodies, webhook.paths, strict=True):
+        for payload in (raw.decode(), posted[path]["message"], posted[path]["title"]):
+            assert_inert(payload)
+    chat = posted["/chat"]["message"]
+    assert not re.search(r"(?<!\\)\[[^\]]*(?<!\\)\]\(", chat), "an unescaped Markdown link"
+    assert r"\[click here\]\(javascript" in chat.replace(ZWSP, "")
+    text = posted["/text"]["message"]
+    assert "[click here](javascript" in text.replace(ZWSP, "")  # text shows it as written
+    assert "drone strike" in text and "link:" not in text
+
+    (line,) = stdout.getvalue().splitlines()
+    assert line.startswith("[HIGH] drones: ") and "drone strike" in line
+    assert_inert(line)
+    assert "<javascript" not in line  # no link shown for an unsafe URL
+    (record,) = [
+        json.loads(x) for x in (tmp_path / "data" / "alerts.jsonl").read_text().splitlines()
+    ]
+    assert record["url"] is None and record["rule"] == "drones"
+    assert record["title"] == INJECTION  # the data as it came, JSON-encoded
+    assert_inert(record["body"])
 
 
 async def test_markdown_escaping_keeps_the_text_readable() -> None:
@@ -417,6 +443,9 @@ def test_service_formats() -> None:
     assert choose_format(("text", "markdown"), "text") == "markdown"  # discord
     assert choose_format(("text",), "text") == "text"
     assert choose_format(("text", "html", "markdown"), "html") == "html"  # ?format=html
+    assert choose_format(("text", "html", "markdown"), "text", "text") == "text"  # ?format=text
+    (plain,) = load_channels("json://127.0.0.1:9/x?format=text", None)
+    assert plain.format == "text"
 
 
 # --- channels: configuration and routing ---------------------------------------------------
