@@ -30,12 +30,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import random
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -44,6 +45,7 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import apprise
+from apprise.config.base import ConfigBase
 from apprise.utils.parse import parse_urls
 from apscheduler.triggers.cron import CronTrigger
 from jinja2 import (
@@ -56,6 +58,9 @@ from jinja2 import (
 )
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedSeq
+from ruamel.yaml.error import YAMLError
 
 from monitor.errors import ConfigError, DeliveryError
 from monitor.schema import Severity
@@ -742,10 +747,9 @@ def load_channels(
         for index, url in enumerate(parsed, start=1):
             service = apprise.Apprise.instantiate(url)
             if service is None:
-                scheme = url.split("://", 1)[0] if "://" in url else "?"
                 raise ConfigError(
-                    f"MONITOR_APPRISE_URLS: URL #{index} ({scheme}://...) is not a valid "
-                    "Apprise URL"
+                    f"MONITOR_APPRISE_URLS: URL #{index} ({_scheme_of(url)}://...) is not a "
+                    "valid Apprise URL"
                 )
             services.append(service)
     if config_path is not None:
@@ -757,8 +761,8 @@ def load_channels(
         found = config.services()
         if not found:
             raise ConfigError(
-                f"{config_path}: the Apprise configuration yields no services "
-                "(check its syntax: YAML 'urls:' or TEXT 'tag=url' lines)"
+                f"{config_path}: the Apprise configuration yields no services (check its "
+                "syntax: YAML 'urls:' in a .yml or .yaml file, else TEXT 'tag=url' lines)"
             )
         services.extend(found)
     channels: dict[str, AppriseChannel] = {}
@@ -769,6 +773,99 @@ def load_channels(
         else:
             channels[channel.name] = channel
     return list(channels.values())
+
+
+def _scheme_of(url: str) -> str:
+    """An URL's scheme, the one part of it safe to show (the rest may hold a secret)."""
+    return url.split("://", 1)[0].strip() if "://" in url else "?"
+
+
+@dataclass(frozen=True)
+class _ConfigEntry:
+    """One service entry of an Apprise config file, as a configuration of its own."""
+
+    line: int
+    scheme: str
+    content: str  # the file's settings with this entry alone
+    services: int  # how many services it should yield
+
+
+_TEXT_URL = re.compile(r"(?i)([a-z0-9]+)://")
+
+
+def _text_entries(content: str) -> list[_ConfigEntry]:
+    """TEXT form: every ``[tags=]scheme://...`` line is one entry (a line alone is a
+    config; ``group=tags`` lines change tags only, ``include`` lines are other files)."""
+    entries = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        text = line.strip()
+        url = _TEXT_URL.search(text)
+        if url is not None and not text.startswith(("#", ";", "include")):
+            entries.append(_ConfigEntry(number, url.group(1), text, 1))
+    return entries
+
+
+def _yaml_entries(content: str) -> list[_ConfigEntry]:
+    """YAML form: every item of ``urls:``, with the file's other settings (tags, asset)."""
+    yaml = YAML(typ="rt")
+    try:
+        data = yaml.load(content)
+    except YAMLError:
+        return []  # the whole file is unreadable: load_channels reports that
+    urls = data.get("urls") if isinstance(data, dict) else None
+    if not isinstance(urls, CommentedSeq):
+        return []
+    shared = {key: value for key, value in data.items() if key not in ("urls", "include")}
+    entries = []
+    for index, entry in enumerate(urls):
+        url = next(iter(entry), "") if isinstance(entry, dict) else str(entry)
+        items = entry.get(url) if isinstance(entry, dict) else None
+        alone = io.StringIO()
+        yaml.dump({**shared, "urls": [entry]}, alone)
+        entries.append(
+            _ConfigEntry(
+                line=urls.lc.item(index)[0] + 1,
+                scheme=_scheme_of(str(url)),
+                content=alone.getvalue(),
+                services=len(items) if isinstance(items, list) and items else 1,
+            )
+        )
+    return entries
+
+
+@contextlib.contextmanager
+def _apprise_logging_off() -> Iterator[None]:
+    """Apprise's own log lines off for a while (they may show a whole URL, secret and all)."""
+    logger = logging.getLogger("apprise")
+    was = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = was
+
+
+def config_warnings(path: Path) -> list[str]:
+    """The entries of an Apprise config file that yield no service, which Apprise only logs
+    and drops, as ``file:line: warning: ...``. Each entry is parsed alone by Apprise's own
+    parser; it is named by line and scheme, never by its URL (which may hold a secret)."""
+    try:
+        content = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeError):
+        return []  # load_channels reports a file it cannot read
+    is_yaml = path.suffix.lower() in (".yml", ".yaml")  # as Apprise decides the format
+    parse = ConfigBase.config_parse_yaml if is_yaml else ConfigBase.config_parse_text
+    with _apprise_logging_off():  # the whole file's parse has logged these already
+        bad = [
+            entry
+            for entry in (_yaml_entries if is_yaml else _text_entries)(content)
+            if len(parse(entry.content)[0]) < entry.services
+        ]
+    return [
+        f"{path}:{entry.line}: warning: the Apprise entry {entry.scheme}://... yields no "
+        "service and is ignored (check its URL and arguments)"
+        for entry in bad
+    ]
 
 
 def route(notify: Sequence[str], channels: Sequence[Channel]) -> list[str]:

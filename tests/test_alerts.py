@@ -7,6 +7,7 @@ quiet hours, rate limits) run against a fake clock: every dispatcher round is gi
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -40,6 +41,7 @@ from monitor.alerts import (
     TagPolicy,
     choose_format,
     coalesce,
+    config_warnings,
     escape_markdown,
     health_event,
     highlight_segments,
@@ -74,6 +76,8 @@ from monitor.store import (
 )
 from tests.feedserver import FeedServer, Route
 from tests.receivers import SmtpReceiver, Webhook, wait_for
+from tests.test_daemon import monitor as run_monitor
+from tests.test_daemon import workspace
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 FEED = "https://feeds.example.org/wire.xml"
@@ -493,6 +497,61 @@ async def test_rules_route_by_tag_from_an_apprise_config_file(
     assert len(smtp.messages) == 1 and webhook.bodies == []
 
 
+OPS_RULE = """
+  - id: outage
+    severity: low
+    query: 'blackout'
+    notify: [ops]
+"""
+
+
+async def test_an_apprise_text_config_routes_by_tag_and_names_entries_that_yield_nothing(
+    tmp_path: Path, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desk = desk_with(tmp_path, OPS_RULE)
+    config = tmp_path / "apprise.txt"
+    config.write_text(
+        "# the desk, and the duty officer who also reads the desk\n"
+        f"desk={webhook.url('/desk')}\n"
+        "nosuch://s3cret-token@host\n"
+        f"ops,desk={webhook.url('/ops')}\n"
+    )
+    desk_hook, ops_hook = load_channels("", config)
+    assert (desk_hook.tags, ops_hook.tags) == ({"desk"}, {"ops", "desk"})
+    (warning,) = config_warnings(config)
+    assert warning.startswith(f"{config}:3: warning: the Apprise entry nosuch://...")
+    assert "s3cret" not in warning
+
+    channels = [desk_hook, ops_hook]
+    rules = {r.id: r for r in desk.ruleset.rules}
+    desk.queue("Defence treaty signed", route(rules["treaty"].notify, channels))
+    desk.queue("Blackout in the capital", route(rules["outage"].notify, channels))
+    assert await desk.dispatcher(channels).deliver_due(NOW) == (3, 3)
+    sent = sorted(
+        (p, json.loads(b)["title"]) for p, b in zip(webhook.paths, webhook.bodies, strict=True)
+    )
+    assert sent == [
+        ("/desk", "MEDIUM: Defence treaty signed"),
+        ("/ops", "LOW: Blackout in the capital"),
+        ("/ops", "MEDIUM: Defence treaty signed"),
+    ]
+    desk.store.close()
+
+    yaml_config = tmp_path / "apprise.yml"
+    yaml_config.write_text(
+        f"urls:\n  - {webhook.url('/a')}:\n      - tag: desk\n"
+        "  - discord://only-an-id:\n      - tag: ops\n"
+    )
+    assert len(load_channels("", yaml_config)) == 1
+    assert [w.split(" warning: ")[0] for w in config_warnings(yaml_config)] == [f"{yaml_config}:4:"]
+
+    monkeypatch.setenv("MONITOR_APPRISE_CONFIG", str(config))
+    result = CliRunner().invoke(app, ["check", str(desk.rules_dir)])
+    assert result.exit_code == 0, result.output
+    assert f"{config}:3: warning: the Apprise entry nosuch://..." in result.output
+    assert "s3cret" not in result.output
+
+
 def test_check_reports_bad_channel_config_and_warns_of_unrouted_tags(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, webhook: Webhook
 ) -> None:
@@ -512,6 +571,28 @@ def test_check_reports_bad_channel_config_and_warns_of_unrouted_tags(
     result = runner.invoke(app, ["check", str(rules)])
     assert result.exit_code == 1
     assert "yields no services" in result.output
+
+
+@pytest.mark.slow
+def test_start_up_refuses_a_config_without_services_and_warns_of_what_it_cannot_route(
+    tmp_path: Path, webhook: Webhook
+) -> None:
+    env = workspace(tmp_path, [])
+    write_rules(tmp_path)  # the treaty rule notifies 'desk'
+    config = tmp_path / "apprise.yml"
+    config.write_text("urls: [\n")
+    env["MONITOR_APPRISE_CONFIG"] = str(config)
+    refused = run_monitor("run", "--once", env=env)
+    assert refused.returncode == 1
+    assert f"error: {config}: the Apprise configuration yields no services" in refused.stderr
+
+    config = tmp_path / "apprise.txt"
+    config.write_text(f"ops={webhook.url()}\nnosuch://x\n")
+    env["MONITOR_APPRISE_CONFIG"] = str(config)
+    started = run_monitor("run", "--once", env=env)
+    assert started.returncode == 0, started.stderr
+    assert "warning: rule 'treaty' notifies tag 'desk', which no channel carries" in started.stderr
+    assert f"{config}:2: warning: the Apprise entry nosuch://..." in started.stderr
 
 
 def test_notify_test_reports_each_channel(
@@ -572,6 +653,31 @@ async def test_a_channel_down_retries_alone_and_delivers_exactly_once(
     assert titles == [f"HIGH: Drone sighting number {n}" for n in range(3)]
     assert len(smtp.messages) == 3
     assert desk.store.outbox_counts() == {"sent": 6}
+
+
+async def test_a_hanging_channel_does_not_delay_email(
+    desk: Desk, smtp: SmtpReceiver, webhook: Webhook
+) -> None:
+    mail, hook = channels_for(smtp.url(), webhook.url())
+    webhook.mode = "hang"  # takes the request, never answers (until released)
+    desk.queue("Drone strike on the depot", [mail.name, hook.name])
+    dispatcher = desk.dispatcher([mail, hook])
+    started = asyncio.get_running_loop().time()
+    assert dispatcher.start_due(NOW) == 2  # as the daemon does: each channel its own task
+
+    def mail_sent() -> bool:
+        return desk.store.channel_stats()[mail.name].sent == 1
+
+    for _ in range(200):  # bounded: at most 10 s
+        if mail_sent():
+            break
+        await asyncio.sleep(0.05)
+    assert mail_sent() and len(smtp.messages) == 1
+    assert asyncio.get_running_loop().time() - started < 10
+    assert webhook.requests == 1 and webhook.bodies == []  # still hanging meanwhile
+    webhook.release.set()
+    await dispatcher.drain(timeout=15)
+    assert desk.store.channel_stats()[hook.name].sent == 0  # it never answered: retried later
 
 
 async def test_dead_letter_after_max_attempts_shows_in_status(
@@ -811,6 +917,26 @@ async def test_a_burst_beyond_the_rate_limit_is_coalesced_not_dropped(tmp_path: 
     desk.store.close()
 
 
+async def test_a_burst_is_coalesced_into_one_message_at_a_real_webhook(
+    tmp_path: Path, webhook: Webhook
+) -> None:
+    desk = desk_with(tmp_path, channels=CHANNELS)  # chat: 20 messages a minute
+    (hook,) = channels_for(webhook.url())
+    chat = AppriseChannel(hook.service, Renderer(), extra_tags=["chat"])
+    for n in range(45):
+        desk.queue(f"Drone swarm report {n}", [chat.name], NOW)
+    assert await desk.dispatcher([chat]).deliver_due(NOW) == (45, 45)
+    posted = [json.loads(body) for body in webhook.bodies]
+    assert len(posted) == 20
+    assert [p["title"] for p in posted[:19]] == [f"HIGH: Drone swarm report {n}" for n in range(19)]
+    assert posted[19]["title"] == r"HIGH: 26 alerts \(Drone strikes\)"  # Markdown
+    batch = posted[19]["message"]
+    assert all(f"Drone swarm report {n}]" in batch for n in range(19, 45))
+    assert "more not shown" not in batch
+    assert desk.store.outbox_counts() == {"sent": 45}
+    desk.store.close()
+
+
 def test_coalesce() -> None:
     groups = [[d] for d in range(5)]
     assert coalesce(groups, None) == (groups, [])  # type: ignore[arg-type]
@@ -864,6 +990,34 @@ async def test_failing_feed_alerts_ops_once_and_once_on_recovery(tmp_path: Path)
     assert kinds == ["failure", "recovery"]
     assert ops.messages[0].title() == "HIGH: Feed flaky is failing (3 failures in a row)"
     assert "HTTP 500" in Renderer().body(ops.messages[0], "text")
+    for fmt in ("text", "markdown", "html"):  # a recovery has no error to show
+        assert "Feed flaky recovered" in Renderer().body(ops.messages[1], fmt)
+    store.close()
+
+
+async def test_a_feed_silent_for_silence_after_alerts_once(
+    tmp_path: Path, webhook: Webhook
+) -> None:
+    rules = write_rules(tmp_path)
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    (ops,) = channels_for(webhook.url())
+    limits = FetchLimits(max_bytes=1 << 20, deadline=5.0, connect_timeout=2.0, user_agent="t")
+    with FeedServer() as server:
+        async with Fetcher(limits, max_concurrency=2, per_host_concurrency=2) as fetcher:
+            context = PollContext(
+                store=store, fetcher=fetcher, rules=load_rules(rules),
+                route=lambda rule: [], notice_channels=lambda: [ops.name],
+            )  # fmt: skip
+            feed = FeedConfig(url=server.url("/quiet"), name="quiet", silence_after="1d")
+            store.sync_feeds([(feed.url, feed.name, True)], NOW)
+            server.routes["/quiet"] = Route(body=rss(("g1", "Budget", "https://q.example/1", "x")))
+            for hours in (0, 12, 23, 25, 26, 48):  # the same item: nothing new after hour 0
+                await poll_feed(feed, context, NOW + timedelta(hours=hours))
+    dispatcher = Dispatcher(store, [ops], "t")
+    assert await dispatcher.deliver_due(NOW + timedelta(hours=49)) == (1, 1)
+    (posted,) = [json.loads(body) for body in webhook.bodies]
+    assert posted["title"] == "MEDIUM: Feed quiet has published nothing for 1d"
+    assert "quiet" in posted["message"]
     store.close()
 
 
