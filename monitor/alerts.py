@@ -291,6 +291,8 @@ _SCHEME = re.compile(
     r"(?i)\b(https?|ftp|javascript|vbscript|data|file|mailto|tel|sms|intent)(\s*:)"
 )
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+#: A dot between a name and at least two letters: a domain's (not "3.5", "e.g." or "U.S.").
+_DOMAIN_DOT = re.compile(r"(?<=[A-Za-z0-9-])\.(?=[A-Za-z]{2})")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#|~!])")
 ZWSP = "\u200b"
 
@@ -312,8 +314,10 @@ def escape_text(value: Any) -> str:
 
 def escape_markdown(value: Any) -> str:
     """Markdown that displays as the given text: punctuation backslash-escaped, angle
-    brackets as entities (no raw HTML, no autolinks), mentions and schemes neutralised."""
+    brackets as entities (no raw HTML, no autolinks), mentions and schemes neutralised, and
+    the dots of a bare domain (``www.evil.com``, which chat services link) followed by a ZWSP."""
     text = neutralise(str(value))
+    text = _DOMAIN_DOT.sub("." + ZWSP, text)
     text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
     return text.replace("<", "&lt;").replace(">", "&gt;")
 

@@ -101,7 +101,7 @@ rules:
 
 INJECTION = (
     "<script>alert(1)</script> [click here](javascript:alert(1)) @everyone drone strike "
-    "<@123456> javascript:alert(2)"
+    "<@123456> javascript:alert(2) www.evil.com"
 )
 
 
@@ -289,6 +289,7 @@ async def test_injected_markup_links_and_mentions_arrive_inert(
     chat = posted["/chat"]["message"]
     assert not re.search(r"(?<!\\)\[[^\]]*(?<!\\)\]\(", chat), "an unescaped Markdown link"
     assert r"\[click here\]\(javascript" in chat.replace(ZWSP, "")
+    assert "www.evil.com" not in chat  # a bare domain is not linked either
     text = posted["/text"]["message"]
     assert "[click here](javascript" in text.replace(ZWSP, "")  # text shows it as written
     assert "drone strike" in text and "link:" not in text
@@ -308,7 +309,12 @@ async def test_injected_markup_links_and_mentions_arrive_inert(
 async def test_markdown_escaping_keeps_the_text_readable() -> None:
     assert escape_markdown("a *b* [c](d) <e>") == r"a \*b\* \[c\]\(d\) &lt;e&gt;"
     assert "\u200b" in escape_markdown("@here") and "@here" not in escape_markdown("@here")
-    assert escape_markdown("mail a@b.org") == "mail a@b.org"  # addresses are not mentions
+    address = escape_markdown("mail a@b.org")  # not a mention; its domain is not linked
+    assert "@\u200b" not in address and address.replace(ZWSP, "") == "mail a@b.org"
+    for domain in ("www.evil.com", "login.evil.example"):  # chat services link bare domains
+        escaped = escape_markdown(f"see {domain} now")
+        assert domain not in escaped and escaped.replace(ZWSP, "") == f"see {domain} now"
+    assert escape_markdown("3.5 per cent, e.g. U.S.") == "3.5 per cent, e.g. U.S."
 
 
 async def test_long_bodies_are_trimmed_to_the_service_limit(desk: Desk) -> None:
