@@ -40,7 +40,7 @@ SNIPPET_BEFORE = 60
 SNIPPET_AFTER = 140
 
 
-@dataclass
+@dataclass(slots=True)
 class FieldText:
     """One field of one article: its original text, folded text and token stream."""
 

@@ -61,7 +61,7 @@ class CompiledRule:
     found_means_matched: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Context:
     """What one article's match needs beyond the atom set: its fields, for NEAR and explanations."""
 
