@@ -85,6 +85,23 @@ def test_secrets_are_masked_in_message_fields_and_urls() -> None:
         assert secret not in shown
 
 
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("apprise.txt", "desk, ops = json://hooks.example/{token}/in\n# a comment\n"),
+        ("apprise.yml", "urls:\n  - json://hooks.example/{token}/in:\n      tag: desk\n"),
+    ],
+)
+def test_urls_in_an_apprise_config_file_are_secrets(tmp_path: Path, name: str, body: str) -> None:
+    # Apprise logs a URL it cannot load: the tokens of the file's URLs are masked like the env's
+    token = "cfgTokenZq81xV"
+    config = tmp_path / name
+    config.write_text(body.format(token=token), encoding="utf-8")
+    formatter = LogFormatter("text", Settings(apprise_config=config).secrets())
+    line = formatter.format(record(f"could not load json://hooks.example/{token}/in"))
+    assert token not in line and MASK in line
+
+
 def wait_until(condition: object, timeout: float = 30) -> bool:
     assert callable(condition)
     deadline = time.monotonic() + timeout
