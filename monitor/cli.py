@@ -576,7 +576,8 @@ def check_channels(ruleset: RuleSet, rules_path: Path) -> str | None:
         problems.append(f"error: {exc}")
     for problem in problems:
         typer.echo(problem)
-    for warning in channel_warnings(ruleset, channels) if not problems else []:
+    warnings = [] if problems else channel_warnings(ruleset, channels, settings.apprise_config)
+    for warning in warnings:
         typer.echo(warning)
     if problems:
         return None

@@ -143,7 +143,9 @@ class Settings(BaseSettings):
             if v is not None and v.get_secret_value()
         }
         found.update(url_secrets(self.database_url.get_secret_value(), parts=False))
-        for url in self.apprise_urls.get_secret_value().replace(",", " ").split():
+        urls = self.apprise_urls.get_secret_value().replace(",", " ").split()
+        urls += apprise_config_urls(self.apprise_config)
+        for url in urls:
             found.add(url)
             found.update(url_secrets(url, parts=True))
         return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
@@ -151,6 +153,23 @@ class Settings(BaseSettings):
     def masker(self) -> Masker:
         """What removes these settings' secrets from text shown to a person."""
         return Masker(self.secrets())
+
+
+#: A URL as it appears in an Apprise config file, TEXT (``tag=url``) or YAML (``- url:``).
+_CONFIG_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
+
+
+def apprise_config_urls(path: Path | None) -> list[str]:
+    """The URLs in an Apprise config file, whatever its format: they carry tokens as much as
+    ``MONITOR_APPRISE_URLS`` does, and Apprise itself logs a URL it cannot load. A file that
+    cannot be read yields none (loading the channels reports it)."""
+    if path is None:
+        return []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [m.group().rstrip(",") for m in _CONFIG_URL.finditer(text)]
 
 
 _URL_PASSWORD = re.compile(r"(?P<head>://[^/:@\s]*:)[^@/\s]*@")

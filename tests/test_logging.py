@@ -121,6 +121,23 @@ def test_secrets_are_masked_in_message_fields_and_urls() -> None:
         assert secret not in shown
 
 
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("apprise.txt", "desk, ops = json://hooks.example/{token}/in\n# a comment\n"),
+        ("apprise.yml", "urls:\n  - json://hooks.example/{token}/in:\n      tag: desk\n"),
+    ],
+)
+def test_urls_in_an_apprise_config_file_are_secrets(tmp_path: Path, name: str, body: str) -> None:
+    # Apprise logs a URL it cannot load: the tokens of the file's URLs are masked like the env's
+    token = "cfgTokenZq81xV"
+    config = tmp_path / name
+    config.write_text(body.format(token=token), encoding="utf-8")
+    formatter = LogFormatter("text", Settings(apprise_config=config).secrets())
+    line = formatter.format(record(f"could not load json://hooks.example/{token}/in"))
+    assert token not in line and MASK in line
+
+
 def log_events(stderr: str) -> dict[str, list[dict[str, object]]]:
     """A JSON log's lines by message."""
     events: dict[str, list[dict[str, object]]] = {}
