@@ -16,7 +16,8 @@ Rendering: Jinja2 templates (``monitor/templates/``, overridable from ``rules/te
 environment per body format. Feed text is untrusted: every value a template prints is escaped for
 the format (HTML autoescape; Markdown punctuation and angle brackets; in every format mentions
 such as ``@everyone`` and link schemes are broken with a zero-width space), and only http(s)
-links are ever linked.
+links are ever linked. A body over its service's limit is rendered compact (each field capped,
+a batch's whole entries dropped with "and N more not shown"), never cut inside its markup.
 
 The policy decisions (``throttle_decision``, ``quiet_until``, ``next_digest``, ``plan_alert``,
 ``coalesce``, ``health_event``, ``silence_due``) are pure functions of their inputs and ``now``.
@@ -29,19 +30,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import random
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TextIO
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import apprise
+from apprise.config.base import ConfigBase
 from apprise.utils.parse import parse_urls
 from apscheduler.triggers.cron import CronTrigger
 from jinja2 import (
@@ -54,6 +58,9 @@ from jinja2 import (
 )
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedSeq
+from ruamel.yaml.error import YAMLError
 
 from monitor.errors import ConfigError, DeliveryError
 from monitor.schema import Severity
@@ -283,6 +290,9 @@ _ANGLE_MENTION = re.compile(r"<([@#!])")
 _SCHEME = re.compile(
     r"(?i)\b(https?|ftp|javascript|vbscript|data|file|mailto|tel|sms|intent)(\s*:)"
 )
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+#: A dot between a name and at least two letters: a domain's (not "3.5", "e.g." or "U.S.").
+_DOMAIN_DOT = re.compile(r"(?<=[A-Za-z0-9-])\.(?=[A-Za-z]{2})")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#|~!])")
 ZWSP = "\u200b"
 
@@ -297,13 +307,17 @@ def neutralise(text: str) -> str:
 
 
 def escape_text(value: Any) -> str:
-    return neutralise(str(value))
+    """Plain text that stays text even where a consumer wrongly renders it as HTML: a ``<``
+    that would open a tag (``<script``, ``</b``, ``<!--``) is broken by a ZWSP."""
+    return _TAG_START.sub("<" + ZWSP, neutralise(str(value)))
 
 
 def escape_markdown(value: Any) -> str:
     """Markdown that displays as the given text: punctuation backslash-escaped, angle
-    brackets as entities (no raw HTML, no autolinks), mentions and schemes neutralised."""
+    brackets as entities (no raw HTML, no autolinks), mentions and schemes neutralised, and
+    the dots of a bare domain (``www.evil.com``, which chat services link) followed by a ZWSP."""
     text = neutralise(str(value))
+    text = _DOMAIN_DOT.sub("." + ZWSP, text)
     text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
     return text.replace("<", "&lt;").replace(">", "&gt;")
 
@@ -412,69 +426,151 @@ class Renderer:
         return problems
 
     def title(self, message: Message, fmt: str, maxlen: int = 0, *, plain: bool = False) -> str:
-        """The title for ``fmt`` (``plain``: the service shows it as text, e.g. a subject)."""
-        raw = message.title()
-        if maxlen > 0 and len(raw) > maxlen:
-            raw = raw[: maxlen - 1].rstrip() + "…"
-        if plain or fmt == "text":
-            return escape_text(raw)
-        return str(_ESCAPERS[fmt](raw))
+        """The title for ``fmt`` (``plain``: the service shows it as text, e.g. a subject),
+        escaped and at most ``maxlen`` characters (0: no limit)."""
+        escaper = escape_text if plain or fmt == "text" else _ESCAPERS[fmt]
+        return fit_escaped(message.title(), escaper, maxlen)
 
     def body(self, message: Message, fmt: str, maxlen: int = 0) -> str:
-        """The body for ``fmt``, at most ``maxlen`` characters (0: no limit)."""
-        body = self._render(message, fmt, compact=False)
+        """The body for ``fmt``, at most ``maxlen`` characters (0: no limit).
+
+        Too long in full, it is rendered compact: every field capped (``COMPACT_CAPS``, the
+        tighter caps next) so that no one field can push the severity, rule, title, source or
+        link out, and of a batch as many whole entries as fit, then "and N more not shown".
+        Templates render whole entries only, so markup is never cut; a limit too small for
+        even one compact entry gets one escaped line (``_one_line``).
+        """
+        body = self._render(message, fmt)
         if maxlen <= 0 or len(body) <= maxlen:
             return body
-        body = self._render(message, fmt, compact=True)
-        if len(body) <= maxlen:
-            return body
-        if fmt == "html":  # never cut markup: a trimmed plain version, escaped
-            text = self._render(message, "text", compact=True)
-            room = max(maxlen - 40, 1)
-            while len(str(escape(text[:room]))) + 12 > maxlen and room > 1:
-                room = max(room - max((len(str(escape(text[:room]))) + 12 - maxlen), 1), 1)
-            return f"<pre>{escape(text[: room - 1])}…</pre>"
-        cut = body[: maxlen - 1]
-        if fmt == "markdown":
-            cut = re.sub(r"(\\|&[a-z]{0,3}|\*{1,2}[^*]*)$", "", cut)
-        return cut.rstrip() + "…"
+        for caps in COMPACT_CAPS:
+            fitted = self._fit_entries(message, fmt, maxlen, caps)
+            if fitted is not None:
+                return fitted
+        return self._one_line(message, fmt, maxlen)
 
-    def _render(self, message: Message, fmt: str, *, compact: bool) -> str:
+    def _fit_entries(self, message: Message, fmt: str, maxlen: int, caps: Caps) -> str | None:
+        """The compact render with the most whole entries (at least one) that fits ``maxlen``;
+        None when even one does not. A binary search: a few renders for any batch size."""
+        low, high, best = 1, len(message.alerts), None
+        while low <= high:
+            shown = (low + high) // 2
+            body = self._render(message, fmt, caps, shown)
+            if len(body) <= maxlen:
+                best, low = body, shown + 1
+            else:
+                high = shown - 1
+        return best
+
+    def _one_line(self, message: Message, fmt: str, maxlen: int) -> str:
+        """The last resort for a tiny limit: the first alert's severity, rule, source and title
+        as one escaped line, the title cut to fit, its link when there is room, and for a batch
+        "and N more not shown"."""
+        first, escaper = message.alerts[0], _ESCAPERS[fmt]
+        facts = [first.severity.upper(), first.rule_title or first.rule, first.source, first.title]
+        text = " · ".join(fact for fact in facts if fact)
+        more = len(message.alerts) - 1
+        tail = str(escaper(f" · and {more} more not shown")) if more else ""
+        link = str(self.envs[fmt].filters["href"](first.url)) if first.url else ""
+        if link and len(link) + len(tail) + ONE_LINE_MIN_TEXT < maxlen:
+            tail = f" {link}{tail}"
+        return fit_escaped(text, escaper, maxlen, tail)
+
+    def _render(
+        self, message: Message, fmt: str, caps: Caps | None = None, shown: int | None = None
+    ) -> str:
+        """The template's output: in full, or (``caps``) compact with the first ``shown``
+        entries of a batch and the count of those ``omitted``."""
         env = self.envs[fmt]
         kind = "alert" if len(message.alerts) == 1 and message.mode != "digest" else "batch"
         alerts = message.alerts
-        if compact:
-            alerts = [_compact(a) for a in alerts]
+        title = message.title()
+        if caps is not None:
+            alerts = [_compact(a, caps) for a in alerts]
+            title = _clip(title, caps.title)
+        shown = len(alerts) if shown is None else max(shown, 1)
         context = {
-            "alerts": alerts if not compact else alerts[:10],
+            "alerts": alerts[:shown],
             "a": alerts[0],
-            "count": len(message.alerts),
-            "more": len(message.alerts) - 1,
-            "omitted": max(len(message.alerts) - 10, 0) if compact else 0,
+            "count": len(alerts),
+            "more": len(alerts) - 1,
+            "omitted": len(alerts) - shown,
             "mode": message.mode,
-            "title": message.title(),
+            "title": title,
             "severity": message.severity,
-            "compact": compact,
+            "compact": caps is not None,
         }
         return env.get_template(f"{kind}.{_EXTENSIONS[fmt]}.j2").render(context).strip() + "\n"
 
 
-def _compact(view: AlertView) -> AlertView:
-    """A shorter version: the snippet cut to about 160 characters, few sources."""
+@dataclass(frozen=True)
+class Caps:
+    """How much of each untrusted field a compact render keeps (characters, or items), so
+    that one long field cannot push the essentials of an alert out of a limited body."""
+
+    title: int
+    snippet: int  # characters of snippet text; 0: none
+    name: int  # a rule title, source, published time, matched term or other source
+    terms: int  # matched terms shown
+    sources: int  # "also reported by" names shown
+
+
+#: The compact forms, tried in turn when a body exceeds its service's limit.
+COMPACT_CAPS = (
+    Caps(title=200, snippet=160, name=80, terms=10, sources=5),
+    Caps(title=100, snippet=0, name=40, terms=3, sources=0),
+)
+#: The least room `_one_line` leaves the text beside a link (else the link is left out).
+ONE_LINE_MIN_TEXT = 40
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters, ending with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "…" if limit > 0 else ""
+
+
+def fit_escaped(raw: str, escaper: Callable[[Any], Any], maxlen: int, tail: str = "") -> str:
+    """``raw`` escaped by ``escaper``, then ``tail`` (already safe for the format), in at
+    most ``maxlen`` characters (0: no limit). The raw text is cut before it is escaped, so an
+    escape sequence or entity is never split; the tail is dropped when it alone is too long."""
+    text = str(escaper(raw)) + tail
+    if maxlen <= 0 or len(text) <= maxlen:
+        return text
+    if len(tail) >= maxlen:
+        tail, text = "", str(escaper(raw))
+    room = len(raw)
+    while len(text) > maxlen and room > 0:  # room shrinks every turn: bounded
+        escaped = len(text) - len(tail)  # escaping lengthens text: shrink in proportion
+        room = min(room - 1, room * (maxlen - len(tail)) // max(escaped, 1))
+        text = str(escaper(_clip(raw, max(room, 0)))) + tail
+    return text
+
+
+def _compact(view: AlertView, caps: Caps) -> AlertView:
+    """``view`` with every untrusted field within ``caps``, cut before it is escaped."""
     pieces: list[tuple[str, bool]] = []
     used = 0
     for text, hit in view.snippet:
-        if used >= 160:
+        if used >= caps.snippet:
             break
-        pieces.append((text[: 160 - used] if not hit else text, hit))
-        used += len(text)
-    return AlertView(
-        **{
-            **view.__dict__,
-            "snippet": pieces,
-            "also_reported_by": view.also_reported_by[:5],
-            "terms": view.terms[:10],
-        }
+        piece = _clip(text, caps.name if hit else caps.snippet - used)
+        pieces.append((piece, hit))
+        used += len(piece)
+    notice = dict(view.notice)
+    if notice.get("error"):
+        notice["error"] = _clip(str(notice["error"]), max(caps.snippet, caps.name))
+    return replace(
+        view,
+        title=_clip(view.title, caps.title),
+        rule_title=_clip(view.rule_title, caps.name),
+        source=_clip(view.source, caps.name),
+        published=_clip(view.published, caps.name),
+        terms=[_clip(term, caps.name) for term in view.terms[: caps.terms]],
+        snippet=pieces,
+        also_reported_by=[_clip(s, caps.name) for s in view.also_reported_by[: caps.sources]],
+        notice=notice,
     )
 
 
@@ -528,18 +624,28 @@ def _formats_of(service: Any) -> tuple[str, ...]:
     return tuple(str(getattr(f, "value", f)).lower() for f in items)
 
 
-def choose_format(formats: Sequence[str], default: str) -> str:
+def choose_format(formats: Sequence[str], default: str, explicit: str | None = None) -> str:
     """Markdown for chat, HTML for email, text otherwise, among what the service supports;
-    a single-format service, or an explicit ``?format=`` (``default`` differs from the first
-    declared format), keeps its own."""
+    a single-format service, or an explicit ``?format=`` (``explicit``, or ``default``
+    differing from the first declared format), keeps its own."""
     if not formats:
         return "text"
+    if explicit in formats and explicit in FORMATS:
+        return explicit
     if len(formats) == 1 or default != formats[0]:
         return default if default in FORMATS else "text"
     for preferred in ("markdown", "html", "text"):
         if preferred in formats:
             return preferred
     return "text"
+
+
+def explicit_format(service: Any) -> str | None:
+    """The ``?format=`` the service's URL gives, if any: Apprise writes it back into the URL
+    only when it was asked for (``resolve_format`` cannot tell ``?format=text`` on a service
+    whose first format is text from no choice at all)."""
+    query = parse_qs(urlsplit(str(service.url(privacy=True))).query)
+    return query.get("format", [None])[0]
 
 
 def channel_name(service: Any) -> str:
@@ -550,6 +656,9 @@ def channel_name(service: Any) -> str:
     digest = hashlib.sha256(private.encode()).hexdigest()[:10]
     return f"{scheme}-{digest}"
 
+
+#: What Apprise adds when it joins a title into the body (a line break, "# " or <b></b><br />).
+TITLE_JOIN_SLACK = 24
 
 _NOTIFY_TYPES = {
     "critical": "failure",
@@ -580,16 +689,24 @@ class AppriseChannel:
         self.label = str(service.url(privacy=True)).split("?", 1)[0]
         self.tags = frozenset(str(t) for t in service.tags) | frozenset(extra_tags)
         self.format = choose_format(
-            _formats_of(service), str(getattr(service.resolve_format(None), "value", "text"))
+            _formats_of(service),
+            str(getattr(service.resolve_format(None), "value", "text")),
+            explicit_format(service),
         )
         self.is_email = self.label.startswith(("mailto", "mailtos"))
 
     def render(self, message: Message) -> tuple[str, str]:
+        """Title and body within the service's limits as Apprise counts them: a service that
+        shows no title gets it joined into the body, and some count title and body together
+        (``overflow_amalgamate_title``)."""
         title_max = int(getattr(self.service, "title_maxlen", 0) or 0)
         body_max = int(getattr(self.service, "body_maxlen", 0) or 0)
+        joined = title_max <= 0 or bool(getattr(self.service, "overflow_amalgamate_title", 0))
+        if title_max <= 0 and body_max > 0:  # joined into the body: the body keeps most room
+            title_max = body_max // 3
         title = self.renderer.title(message, self.format, title_max, plain=self.is_email)
-        if title_max <= 0:  # the service shows no title: it goes into the body
-            body_max = max(body_max - len(title) - 2, 0) if body_max else 0
+        if joined and body_max > 0:
+            body_max = max(body_max - len(title) - TITLE_JOIN_SLACK, 1)
         return title, self.renderer.body(message, self.format, body_max)
 
     async def send(self, message: Message) -> None:
@@ -634,10 +751,9 @@ def load_channels(
         for index, url in enumerate(parsed, start=1):
             service = apprise.Apprise.instantiate(url)
             if service is None:
-                scheme = url.split("://", 1)[0] if "://" in url else "?"
                 raise ConfigError(
-                    f"MONITOR_APPRISE_URLS: URL #{index} ({scheme}://...) is not a valid "
-                    "Apprise URL"
+                    f"MONITOR_APPRISE_URLS: URL #{index} ({_scheme_of(url)}://...) is not a "
+                    "valid Apprise URL"
                 )
             services.append(service)
     if config_path is not None:
@@ -649,8 +765,8 @@ def load_channels(
         found = config.services()
         if not found:
             raise ConfigError(
-                f"{config_path}: the Apprise configuration yields no services "
-                "(check its syntax: YAML 'urls:' or TEXT 'tag=url' lines)"
+                f"{config_path}: the Apprise configuration yields no services (check its "
+                "syntax: YAML 'urls:' in a .yml or .yaml file, else TEXT 'tag=url' lines)"
             )
         services.extend(found)
     channels: dict[str, AppriseChannel] = {}
@@ -661,6 +777,99 @@ def load_channels(
         else:
             channels[channel.name] = channel
     return list(channels.values())
+
+
+def _scheme_of(url: str) -> str:
+    """An URL's scheme, the one part of it safe to show (the rest may hold a secret)."""
+    return url.split("://", 1)[0].strip() if "://" in url else "?"
+
+
+@dataclass(frozen=True)
+class _ConfigEntry:
+    """One service entry of an Apprise config file, as a configuration of its own."""
+
+    line: int
+    scheme: str
+    content: str  # the file's settings with this entry alone
+    services: int  # how many services it should yield
+
+
+_TEXT_URL = re.compile(r"(?i)([a-z0-9]+)://")
+
+
+def _text_entries(content: str) -> list[_ConfigEntry]:
+    """TEXT form: every ``[tags=]scheme://...`` line is one entry (a line alone is a
+    config; ``group=tags`` lines change tags only, ``include`` lines are other files)."""
+    entries = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        text = line.strip()
+        url = _TEXT_URL.search(text)
+        if url is not None and not text.startswith(("#", ";", "include")):
+            entries.append(_ConfigEntry(number, url.group(1), text, 1))
+    return entries
+
+
+def _yaml_entries(content: str) -> list[_ConfigEntry]:
+    """YAML form: every item of ``urls:``, with the file's other settings (tags, asset)."""
+    yaml = YAML(typ="rt")
+    try:
+        data = yaml.load(content)
+    except YAMLError:
+        return []  # the whole file is unreadable: load_channels reports that
+    urls = data.get("urls") if isinstance(data, dict) else None
+    if not isinstance(urls, CommentedSeq):
+        return []
+    shared = {key: value for key, value in data.items() if key not in ("urls", "include")}
+    entries = []
+    for index, entry in enumerate(urls):
+        url = next(iter(entry), "") if isinstance(entry, dict) else str(entry)
+        items = entry.get(url) if isinstance(entry, dict) else None
+        alone = io.StringIO()
+        yaml.dump({**shared, "urls": [entry]}, alone)
+        entries.append(
+            _ConfigEntry(
+                line=urls.lc.item(index)[0] + 1,
+                scheme=_scheme_of(str(url)),
+                content=alone.getvalue(),
+                services=len(items) if isinstance(items, list) and items else 1,
+            )
+        )
+    return entries
+
+
+@contextlib.contextmanager
+def _apprise_logging_off() -> Iterator[None]:
+    """Apprise's own log lines off for a while (they may show a whole URL, secret and all)."""
+    logger = logging.getLogger("apprise")
+    was = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = was
+
+
+def config_warnings(path: Path) -> list[str]:
+    """The entries of an Apprise config file that yield no service, which Apprise only logs
+    and drops, as ``file:line: warning: ...``. Each entry is parsed alone by Apprise's own
+    parser; it is named by line and scheme, never by its URL (which may hold a secret)."""
+    try:
+        content = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeError):
+        return []  # load_channels reports a file it cannot read
+    is_yaml = path.suffix.lower() in (".yml", ".yaml")  # as Apprise decides the format
+    parse = ConfigBase.config_parse_yaml if is_yaml else ConfigBase.config_parse_text
+    with _apprise_logging_off():  # the whole file's parse has logged these already
+        bad = [
+            entry
+            for entry in (_yaml_entries if is_yaml else _text_entries)(content)
+            if len(parse(entry.content)[0]) < entry.services
+        ]
+    return [
+        f"{path}:{entry.line}: warning: the Apprise entry {entry.scheme}://... yields no "
+        "service and is ignored (check its URL and arguments)"
+        for entry in bad
+    ]
 
 
 def route(notify: Sequence[str], channels: Sequence[Channel]) -> list[str]:
@@ -1041,7 +1250,10 @@ class Dispatcher:
             self.store.postpone_deliveries(
                 [d.id for d in held], free_at, batch_key=f"rate:{name}:{free_at.isoformat()}"
             )
-            log.info("rate limit channel=%s holding=%d until=%s", name, len(held), free_at)
+            log.info(
+                "rate limit",
+                extra={"channel": name, "holding": len(held), "until": free_at.isoformat()},
+            )
         accepted = 0
         started = asyncio.get_running_loop().time()
         coalesced_index = (
@@ -1068,11 +1280,18 @@ class Dispatcher:
                     self.store.postpone_deliveries(rest, retry_at)
                 return len(batch), accepted
             except Exception as exc:  # a bug in a channel must not stop the dispatcher
-                log.exception("channel %s crashed", name)
+                log.exception("channel crashed", extra={"channel": name})
                 self._failed(group, now, f"{type(exc).__name__}: {exc}")
                 continue
             ids = [d.id for d in group]
             self.store.settle_deliveries(ids, now, sent=True, channel=name)
+            for delivery in group:
+                log.info(
+                    "delivered",
+                    extra={"channel": name, "rule": delivery.rule_id,
+                           "article_id": delivery.payload.get("article", {}).get("id"),
+                           "alert_id": delivery.alert_id},
+                )  # fmt: skip
             accepted += len(group)
             if self.on_sent is not None:
                 self.on_sent(ids)
@@ -1082,9 +1301,10 @@ class Dispatcher:
         attempts = max(d.attempts for d in group) + 1
         retry_at = None if attempts >= MAX_ATTEMPTS else now + retry_delay(attempts, self.rng)
         log.warning(
-            "delivery failed channel=%s alerts=%s attempts=%d error=%s%s",
-            group[0].channel, ",".join(str(d.alert_id) for d in group), attempts, error,
-            "" if retry_at else " (dead-lettered)",
+            "delivery failed",
+            extra={"channel": group[0].channel, "attempts": attempts, "error": error,
+                   "alert_ids": ",".join(str(d.alert_id) for d in group),
+                   "dead_lettered": retry_at is None},
         )  # fmt: skip
         self.store.settle_deliveries(
             [d.id for d in group], now, sent=False, channel=group[0].channel, error=error,

@@ -45,6 +45,7 @@ from monitor.alerts import (
     Renderer,
     RulePolicy,
     TagPolicy,
+    config_warnings,
     load_channels,
     route,
     route_notice,
@@ -202,10 +203,14 @@ def policies_of(ruleset: RuleSet) -> Policies:
     return Policies(rules=rules, tags=tags)
 
 
-def channel_warnings(ruleset: RuleSet, channels: Sequence[Channel]) -> list[str]:
-    """Tags no channel carries: a rule's ``notify`` tag, the ``ops`` tag of health notices."""
+def channel_warnings(
+    ruleset: RuleSet, channels: Sequence[Channel], apprise_config: Path | None = None
+) -> list[str]:
+    """Entries of the Apprise config file that yield no service, and tags no channel
+    carries: a rule's ``notify`` tag, the ``ops`` tag of health notices."""
     positions = {rule.id: rule.position for rule in ruleset.rules}
-    warnings = [
+    warnings = config_warnings(apprise_config) if apprise_config is not None else []
+    warnings += [
         f"{positions[rule]}: warning: rule '{rule}' notifies tag '{tag}', which no channel "
         "carries (check MONITOR_APPRISE_CONFIG tags)"
         for rule, tag in unrouted_tags({r.id: r.notify for r in ruleset.rules}, channels)
@@ -267,7 +272,7 @@ class Daemon:
         self.store = store or Store.open(settings.database_url.get_secret_value())
         self.fetcher = fetcher or make_fetcher(settings)
         self.channels = list(channels) if channels is not None else build_channels(settings)
-        for warning in channel_warnings(self.ruleset, self.channels):
+        for warning in channel_warnings(self.ruleset, self.channels, settings.apprise_config):
             log.warning("%s", warning)
         self.dispatcher = Dispatcher(
             self.store,
@@ -363,17 +368,17 @@ class Daemon:
             return report
         except OperationalError as exc:  # the database went away mid-poll: nothing of this
             # poll was recorded (one transaction), so its items are new again next time
-            log.error("poll not recorded feed=%s: %s", feed.name, one_line(exc))
+            log.error("poll not recorded", extra={"feed": feed.name, "error": one_line(exc)})
             return None
         except Exception:  # one feed's bug must not stop the others
-            log.exception("poll crashed feed=%s", feed.name)
+            log.exception("poll crashed", extra={"feed": feed.name})
             return None
         finally:
             try:
                 self.store.release_feed(feed_id, self.owner)
             except OperationalError as exc:  # raised here it was "Task exception was never
                 # retrieved"; the lease expires by itself (MONITOR_LEASE) and the feed is due
-                log.error("lease not released feed=%s: %s", feed.name, one_line(exc))
+                log.error("lease not released", extra={"feed": feed.name, "error": one_line(exc)})
 
     def trim_memory(self, report: PollReport | None = None) -> None:
         """Give freed memory back to the system after large bodies (see ``release_free_memory``):

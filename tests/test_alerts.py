@@ -7,7 +7,10 @@ quiet hours, rate limits) run against a fake clock: every dispatcher round is gi
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
+import logging
 import os
 import random
 import re
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from email.header import decode_header, make_header
 from email.utils import format_datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,6 +30,8 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.alerts import (
+    ZWSP,
+    AlertView,
     AppriseChannel,
     ConsoleChannel,
     Dispatcher,
@@ -36,8 +42,10 @@ from monitor.alerts import (
     TagPolicy,
     choose_format,
     coalesce,
+    config_warnings,
     escape_markdown,
     health_event,
+    highlight_segments,
     load_channels,
     next_digest,
     quiet_until,
@@ -69,6 +77,8 @@ from monitor.store import (
 )
 from tests.feedserver import FeedServer, Route
 from tests.receivers import SmtpReceiver, Webhook, wait_for
+from tests.test_daemon import monitor as run_monitor
+from tests.test_daemon import workspace
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 FEED = "https://feeds.example.org/wire.xml"
@@ -92,7 +102,7 @@ rules:
 
 INJECTION = (
     "<script>alert(1)</script> [click here](javascript:alert(1)) @everyone drone strike "
-    "<@123456> javascript:alert(2)"
+    "<@123456> javascript:alert(2) www.evil.com"
 )
 
 
@@ -245,37 +255,67 @@ async def test_an_alert_arrives_as_html_email_and_markdown_chat(
     assert desk.store.outbox_depth() == 0
 
 
+def assert_inert(payload: str) -> None:
+    """No markup that runs, no live link to a script, no mention that pings."""
+    assert "<script" not in payload.lower()
+    assert "javascript:" not in payload.lower()
+    assert "@everyone" not in payload and "<@" not in payload
+
+
 async def test_injected_markup_links_and_mentions_arrive_inert(
-    desk: Desk, smtp: SmtpReceiver, webhook: Webhook
+    desk: Desk, smtp: SmtpReceiver, webhook: Webhook, tmp_path: Path
 ) -> None:
-    mail, hook = channels_for(smtp.url(), webhook.url())
-    console = ConsoleChannel(desk.rules_dir.parent / "alerts.jsonl", stream=open(os.devnull, "w"))  # noqa: SIM115
-    text = FakeChannel("text")
-    desk.queue(INJECTION, [mail.name, hook.name, "console"], url="javascript:alert(3)")
-    await desk.dispatcher([mail, hook, console, text]).deliver_due(NOW)
+    mail, hook, plain = channels_for(
+        smtp.url(), webhook.url("/chat"), webhook.url("/text") + "?format=text"
+    )
+    assert (mail.format, hook.format, plain.format) == ("html", "markdown", "text")
+    stdout = io.StringIO()
+    console = ConsoleChannel(tmp_path / "data" / "alerts.jsonl", stream=stdout)  # the fallback
+    targets = [mail, hook, plain, console]
+    desk.queue(INJECTION, [c.name for c in targets], url="javascript:alert(3)")
+    assert await desk.dispatcher(targets).deliver_due(NOW) == (4, 4)
 
     html = smtp.html_parts()[0]
-    assert "<script" not in html.lower() and "&lt;script&gt;" in html
-    assert "javascript:" not in html.lower() and "href=" not in html  # no safe link: none
-    assert "@everyone" not in html and "<@" not in html
+    assert_inert(html)
+    assert "&lt;script&gt;" in html and "href=" not in html  # no safe link: none
     subject = str(make_header(decode_header(smtp.messages[0]["Subject"])))
-    assert subject.count("<script>") == 1  # a subject is plain text, shown as such
-    assert "@everyone" not in subject
+    assert_inert(subject)
+    assert subject.replace(ZWSP, "").count("<script>") == 1  # shown as text, reads the same
 
-    raw = webhook.bodies[0].decode()
-    body = json.loads(raw)["message"]
-    for payload in (raw, body):
-        assert "<script" not in payload.lower()
-        assert "javascript:" not in payload.lower()
-        assert "@everyone" not in payload and "<@" not in payload
-    assert not re.search(r"(?<!\\)\[[^\]]*(?<!\\)\]\(", body), "an unescaped Markdown link"
-    assert r"\[click here\]\(javascript" in body.replace("\u200b", "")
+    posted = {p: json.loads(b) for p, b in zip(webhook.paths, webhook.bodies, strict=True)}
+    assert set(posted) == {"/chat", "/text"}
+    for raw, path in zip(webhook.bodies, webhook.paths, strict=True):
+        for payload in (raw.decode(), posted[path]["message"], posted[path]["title"]):
+            assert_inert(payload)
+    chat = posted["/chat"]["message"]
+    assert not re.search(r"(?<!\\)\[[^\]]*(?<!\\)\]\(", chat), "an unescaped Markdown link"
+    assert r"\[click here\]\(javascript" in chat.replace(ZWSP, "")
+    assert "www.evil.com" not in chat  # a bare domain is not linked either
+    text = posted["/text"]["message"]
+    assert "[click here](javascript" in text.replace(ZWSP, "")  # text shows it as written
+    assert "drone strike" in text and "link:" not in text
+
+    (line,) = stdout.getvalue().splitlines()
+    assert line.startswith("[HIGH] drones: ") and "drone strike" in line
+    assert_inert(line)
+    assert "<javascript" not in line  # no link shown for an unsafe URL
+    (record,) = [
+        json.loads(x) for x in (tmp_path / "data" / "alerts.jsonl").read_text().splitlines()
+    ]
+    assert record["url"] is None and record["rule"] == "drones"
+    assert record["title"] == INJECTION  # the data as it came, JSON-encoded
+    assert_inert(record["body"])
 
 
 async def test_markdown_escaping_keeps_the_text_readable() -> None:
     assert escape_markdown("a *b* [c](d) <e>") == r"a \*b\* \[c\]\(d\) &lt;e&gt;"
     assert "\u200b" in escape_markdown("@here") and "@here" not in escape_markdown("@here")
-    assert escape_markdown("mail a@b.org") == "mail a@b.org"  # addresses are not mentions
+    address = escape_markdown("mail a@b.org")  # not a mention; its domain is not linked
+    assert "@\u200b" not in address and address.replace(ZWSP, "") == "mail a@b.org"
+    for domain in ("www.evil.com", "login.evil.example"):  # chat services link bare domains
+        escaped = escape_markdown(f"see {domain} now")
+        assert domain not in escaped and escaped.replace(ZWSP, "") == f"see {domain} now"
+    assert escape_markdown("3.5 per cent, e.g. U.S.") == "3.5 per cent, e.g. U.S."
 
 
 async def test_long_bodies_are_trimmed_to_the_service_limit(desk: Desk) -> None:
@@ -295,6 +335,102 @@ async def test_long_bodies_are_trimmed_to_the_service_limit(desk: Desk) -> None:
         renderer.title(many, "text", 20).endswith("…")
         and len(renderer.title(many, "text", 20)) <= 20
     )
+
+
+#: Real Apprise services with body limits (rendering for them needs no network).
+DISCORD = "discord://4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js"
+PUSHOVER = "pover://uQiRzpo4DXghDmr9QzzfQu27cmVRsG@azGDORePK8gMaC0QOYAMyEEuzJnyUi"
+TELEGRAM = "tgram://123456789:abcdefg_hijklmnop/12345"  # no title: it joins the body
+
+
+def story(n: int, title: str, snippet: str = "A drone was seen.") -> AlertView:
+    return AlertView(
+        kind="match", severity="high", rule="drones", rule_title="Drone strikes", title=title,
+        source="Wire", published="2026-11-24 11:55 UTC",
+        url=f"https://news.example.org/story/{n}", terms=["drone"],
+        snippet=highlight_segments(snippet, ["drone"]), also_reported_by=["Other wire"],
+    )  # fmt: skip
+
+
+def assert_balanced_markdown(body: str) -> None:
+    """Every emphasis, link bracket and parenthesis the markup opens is closed."""
+    markup = re.sub(r"\\.", "", body)  # escaped characters are text
+    assert markup.count("**") % 2 == 0, body
+    assert markup.replace("**", "").count("*") % 2 == 0, body
+    assert markup.count("[") == markup.count("]"), body
+    assert markup.count("(") == markup.count(")"), body
+
+
+def assert_balanced_html(body: str) -> None:
+    """Every element the body opens is closed, in order."""
+    open_tags: list[str] = []
+
+    class Checker(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            if tag not in ("br", "hr", "img"):
+                open_tags.append(tag)
+
+        def handle_endtag(self, tag: str) -> None:
+            assert open_tags and open_tags.pop() == tag, body
+
+    Checker().feed(body)
+    assert open_tags == [], body
+
+
+def limits(channel: AppriseChannel) -> tuple[int, int]:
+    return channel.service.title_maxlen, channel.service.body_maxlen
+
+
+@pytest.mark.parametrize("length", [1000, 2000])
+def test_a_long_headline_keeps_every_essential_within_the_service_limit(length: int) -> None:
+    headline = ("Drone strike on the port " * 100)[:length]
+    for channel in load_channels(f"{DISCORD} {PUSHOVER} {TELEGRAM}", None):
+        title, body = channel.render(Message([story(1, headline, "drone " * 400)]))
+        title_max, body_max = limits(channel)
+        assert len(body) + (len(title) + 3 if title_max <= 0 else 0) <= body_max, channel.label
+        if channel.service.overflow_amalgamate_title:  # Discord counts both together
+            assert len(title) + len(body) <= body_max
+        assert "**HIGH** · rule *Drone strikes*" in body
+        assert "**[Drone strike on the port Drone strike" in body  # the title, cut
+        assert "](https://news.example.org/story/1)**" in body  # the link
+        assert "Wire · 2026-11-24 11:55 UTC" in body  # source, published
+        assert_balanced_markdown(body)
+
+
+def test_a_digest_too_long_for_discord_drops_whole_entries_and_says_how_many() -> None:
+    (discord,) = load_channels(DISCORD, None)
+    digest = Message(
+        [story(n, f"Drone report {n} " + "with detail " * 30, "drone " * 50) for n in range(30)],
+        "digest",
+    )
+    title, body = discord.render(digest)
+    assert len(title) + len(body) <= limits(discord)[1]
+    shown = [int(n) for n in re.findall(r"^(\d+)\\\. \*\*HIGH\*\*", body, re.MULTILINE)]
+    assert 3 <= len(shown) < 30 and shown == list(range(1, len(shown) + 1))
+    for n in range(len(shown)):  # every entry shown is whole: its link is there
+        assert f"](https://news.example.org/story/{n})" in body
+    assert body.rstrip().endswith(f"*and {30 - len(shown)} more not shown*")
+    assert_balanced_markdown(body)
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+@pytest.mark.parametrize("maxlen", [150, 400, 900])
+def test_trimmed_bodies_never_cut_markup(fmt: str, maxlen: int) -> None:
+    renderer = Renderer()
+    hostile = "[x](javascript:a) *b* <i>c</i> & " * 20
+    for message in (
+        Message([story(1, hostile, hostile)]),
+        Message([story(n, hostile, hostile) for n in range(12)], "digest"),
+        Message([story(n, hostile, hostile) for n in range(12)], "throttle"),
+    ):
+        body = renderer.body(message, fmt, maxlen)
+        assert len(body) <= maxlen, (fmt, message.mode)
+        if fmt == "markdown":
+            assert_balanced_markdown(body)
+        elif fmt == "html":
+            assert_balanced_html(body)
+        if len(message.alerts) > 1 and maxlen >= 400:
+            assert "more not shown" in body, (fmt, message.mode, body)
 
 
 def test_template_overrides_come_from_rules_templates(tmp_path: Path) -> None:
@@ -318,6 +454,9 @@ def test_service_formats() -> None:
     assert choose_format(("text", "markdown"), "text") == "markdown"  # discord
     assert choose_format(("text",), "text") == "text"
     assert choose_format(("text", "html", "markdown"), "html") == "html"  # ?format=html
+    assert choose_format(("text", "html", "markdown"), "text", "text") == "text"  # ?format=text
+    (plain,) = load_channels("json://127.0.0.1:9/x?format=text", None)
+    assert plain.format == "text"
 
 
 # --- channels: configuration and routing ---------------------------------------------------
@@ -365,6 +504,61 @@ async def test_rules_route_by_tag_from_an_apprise_config_file(
     assert len(smtp.messages) == 1 and webhook.bodies == []
 
 
+OPS_RULE = """
+  - id: outage
+    severity: low
+    query: 'blackout'
+    notify: [ops]
+"""
+
+
+async def test_an_apprise_text_config_routes_by_tag_and_names_entries_that_yield_nothing(
+    tmp_path: Path, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desk = desk_with(tmp_path, OPS_RULE)
+    config = tmp_path / "apprise.txt"
+    config.write_text(
+        "# the desk, and the duty officer who also reads the desk\n"
+        f"desk={webhook.url('/desk')}\n"
+        "nosuch://s3cret-token@host\n"
+        f"ops,desk={webhook.url('/ops')}\n"
+    )
+    desk_hook, ops_hook = load_channels("", config)
+    assert (desk_hook.tags, ops_hook.tags) == ({"desk"}, {"ops", "desk"})
+    (warning,) = config_warnings(config)
+    assert warning.startswith(f"{config}:3: warning: the Apprise entry nosuch://...")
+    assert "s3cret" not in warning
+
+    channels = [desk_hook, ops_hook]
+    rules = {r.id: r for r in desk.ruleset.rules}
+    desk.queue("Defence treaty signed", route(rules["treaty"].notify, channels))
+    desk.queue("Blackout in the capital", route(rules["outage"].notify, channels))
+    assert await desk.dispatcher(channels).deliver_due(NOW) == (3, 3)
+    sent = sorted(
+        (p, json.loads(b)["title"]) for p, b in zip(webhook.paths, webhook.bodies, strict=True)
+    )
+    assert sent == [
+        ("/desk", "MEDIUM: Defence treaty signed"),
+        ("/ops", "LOW: Blackout in the capital"),
+        ("/ops", "MEDIUM: Defence treaty signed"),
+    ]
+    desk.store.close()
+
+    yaml_config = tmp_path / "apprise.yml"
+    yaml_config.write_text(
+        f"urls:\n  - {webhook.url('/a')}:\n      - tag: desk\n"
+        "  - discord://only-an-id:\n      - tag: ops\n"
+    )
+    assert len(load_channels("", yaml_config)) == 1
+    assert [w.split(" warning: ")[0] for w in config_warnings(yaml_config)] == [f"{yaml_config}:4:"]
+
+    monkeypatch.setenv("MONITOR_APPRISE_CONFIG", str(config))
+    result = CliRunner().invoke(app, ["check", str(desk.rules_dir)])
+    assert result.exit_code == 0, result.output
+    assert f"{config}:3: warning: the Apprise entry nosuch://..." in result.output
+    assert "s3cret" not in result.output
+
+
 def test_check_reports_bad_channel_config_and_warns_of_unrouted_tags(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, webhook: Webhook
 ) -> None:
@@ -384,6 +578,28 @@ def test_check_reports_bad_channel_config_and_warns_of_unrouted_tags(
     result = runner.invoke(app, ["check", str(rules)])
     assert result.exit_code == 1
     assert "yields no services" in result.output
+
+
+@pytest.mark.slow
+def test_start_up_refuses_a_config_without_services_and_warns_of_what_it_cannot_route(
+    tmp_path: Path, webhook: Webhook
+) -> None:
+    env = workspace(tmp_path, [])
+    write_rules(tmp_path)  # the treaty rule notifies 'desk'
+    config = tmp_path / "apprise.yml"
+    config.write_text("urls: [\n")
+    env["MONITOR_APPRISE_CONFIG"] = str(config)
+    refused = run_monitor("run", "--once", env=env)
+    assert refused.returncode == 1
+    assert f"error: {config}: the Apprise configuration yields no services" in refused.stderr
+
+    config = tmp_path / "apprise.txt"
+    config.write_text(f"ops={webhook.url()}\nnosuch://x\n")
+    env["MONITOR_APPRISE_CONFIG"] = str(config)
+    started = run_monitor("run", "--once", env=env)
+    assert started.returncode == 0, started.stderr
+    assert "warning: rule 'treaty' notifies tag 'desk', which no channel carries" in started.stderr
+    assert f"{config}:2: warning: the Apprise entry nosuch://..." in started.stderr
 
 
 def test_notify_test_reports_each_channel(
@@ -444,6 +660,31 @@ async def test_a_channel_down_retries_alone_and_delivers_exactly_once(
     assert titles == [f"HIGH: Drone sighting number {n}" for n in range(3)]
     assert len(smtp.messages) == 3
     assert desk.store.outbox_counts() == {"sent": 6}
+
+
+async def test_a_hanging_channel_does_not_delay_email(
+    desk: Desk, smtp: SmtpReceiver, webhook: Webhook
+) -> None:
+    mail, hook = channels_for(smtp.url(), webhook.url())
+    webhook.mode = "hang"  # takes the request, never answers (until released)
+    desk.queue("Drone strike on the depot", [mail.name, hook.name])
+    dispatcher = desk.dispatcher([mail, hook])
+    started = asyncio.get_running_loop().time()
+    assert dispatcher.start_due(NOW) == 2  # as the daemon does: each channel its own task
+
+    def mail_sent() -> bool:
+        return desk.store.channel_stats()[mail.name].sent == 1
+
+    for _ in range(200):  # bounded: at most 10 s
+        if mail_sent():
+            break
+        await asyncio.sleep(0.05)
+    assert mail_sent() and len(smtp.messages) == 1
+    assert asyncio.get_running_loop().time() - started < 10
+    assert webhook.requests == 1 and webhook.bodies == []  # still hanging meanwhile
+    webhook.release.set()
+    await dispatcher.drain(timeout=15)
+    assert desk.store.channel_stats()[hook.name].sent == 0  # it never answered: retried later
 
 
 async def test_dead_letter_after_max_attempts_shows_in_status(
@@ -683,6 +924,26 @@ async def test_a_burst_beyond_the_rate_limit_is_coalesced_not_dropped(tmp_path: 
     desk.store.close()
 
 
+async def test_a_burst_is_coalesced_into_one_message_at_a_real_webhook(
+    tmp_path: Path, webhook: Webhook
+) -> None:
+    desk = desk_with(tmp_path, channels=CHANNELS)  # chat: 20 messages a minute
+    (hook,) = channels_for(webhook.url())
+    chat = AppriseChannel(hook.service, Renderer(), extra_tags=["chat"])
+    for n in range(45):
+        desk.queue(f"Drone swarm report {n}", [chat.name], NOW)
+    assert await desk.dispatcher([chat]).deliver_due(NOW) == (45, 45)
+    posted = [json.loads(body) for body in webhook.bodies]
+    assert len(posted) == 20
+    assert [p["title"] for p in posted[:19]] == [f"HIGH: Drone swarm report {n}" for n in range(19)]
+    assert posted[19]["title"] == r"HIGH: 26 alerts \(Drone strikes\)"  # Markdown
+    batch = posted[19]["message"]
+    assert all(f"Drone swarm report {n}]" in batch for n in range(19, 45))
+    assert "more not shown" not in batch
+    assert desk.store.outbox_counts() == {"sent": 45}
+    desk.store.close()
+
+
 def test_coalesce() -> None:
     groups = [[d] for d in range(5)]
     assert coalesce(groups, None) == (groups, [])  # type: ignore[arg-type]
@@ -711,7 +972,10 @@ def test_health_decisions() -> None:
     assert not silence_due(last_new_item_at=None, silence_after=day, silence_alerted=False, now=NOW)
 
 
-async def test_failing_feed_alerts_ops_once_and_once_on_recovery(tmp_path: Path) -> None:
+async def test_failing_feed_alerts_ops_once_and_once_on_recovery(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="monitor.pipeline")
     rules = write_rules(tmp_path)
     store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
     ops = FakeChannel("ops", frozenset({"ops"}))
@@ -734,8 +998,38 @@ async def test_failing_feed_alerts_ops_once_and_once_on_recovery(tmp_path: Path)
     await dispatcher.deliver_due(NOW + timedelta(minutes=8))
     kinds = [m.alerts[0].notice["kind"] for m in ops.messages]
     assert kinds == ["failure", "recovery"]
+    logged = [(r.feed, r.event) for r in caplog.records if r.getMessage() == "feed health"]
+    assert logged == [("flaky", "failure"), ("flaky", "recovery")]  # fields, not message words
     assert ops.messages[0].title() == "HIGH: Feed flaky is failing (3 failures in a row)"
     assert "HTTP 500" in Renderer().body(ops.messages[0], "text")
+    for fmt in ("text", "markdown", "html"):  # a recovery has no error to show
+        assert "Feed flaky recovered" in Renderer().body(ops.messages[1], fmt)
+    store.close()
+
+
+async def test_a_feed_silent_for_silence_after_alerts_once(
+    tmp_path: Path, webhook: Webhook
+) -> None:
+    rules = write_rules(tmp_path)
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    (ops,) = channels_for(webhook.url())
+    limits = FetchLimits(max_bytes=1 << 20, deadline=5.0, connect_timeout=2.0, user_agent="t")
+    with FeedServer() as server:
+        async with Fetcher(limits, max_concurrency=2, per_host_concurrency=2) as fetcher:
+            context = PollContext(
+                store=store, fetcher=fetcher, rules=load_rules(rules),
+                route=lambda rule: [], notice_channels=lambda: [ops.name],
+            )  # fmt: skip
+            feed = FeedConfig(url=server.url("/quiet"), name="quiet", silence_after="1d")
+            store.sync_feeds([(feed.url, feed.name, True)], NOW)
+            server.routes["/quiet"] = Route(body=rss(("g1", "Budget", "https://q.example/1", "x")))
+            for hours in (0, 12, 23, 25, 26, 48):  # the same item: nothing new after hour 0
+                await poll_feed(feed, context, NOW + timedelta(hours=hours))
+    dispatcher = Dispatcher(store, [ops], "t")
+    assert await dispatcher.deliver_due(NOW + timedelta(hours=49)) == (1, 1)
+    (posted,) = [json.loads(body) for body in webhook.bodies]
+    assert posted["title"] == "MEDIUM: Feed quiet has published nothing for 1d"
+    assert "quiet" in posted["message"]
     store.close()
 
 

@@ -6,8 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor.rules import Entity, Rule, compile_rules, parse_query, parse_structured
+from monitor.rules.explain import is_collapsed
 from monitor.rules.matcher import MAX_HITS_PER_TERM
 from monitor.schema import Article, Match, Severity
 
@@ -207,3 +210,9 @@ def test_explanations_equal_validated_models_and_cap_hits_per_term() -> None:
     assert {h.text for h in found.hits if h.term == "@north-korea"} == {"DPRK", "North Korea"}
     for hit in found.hits:
         assert content[hit.start : hit.end] == hit.text
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab \t\n\u00a0\u2009\u3000\x85.")), max_size=12))
+def test_snippet_collapse_check_agrees_with_split_join(text: str) -> None:
+    # the snippet skips collapsing whitespace when it is already collapsed: never wrongly
+    assert is_collapsed(text) == (" ".join(text.split()) == text)

@@ -225,9 +225,7 @@ def test_query_and_structured_forms_match_alike(tree: Node, text: str) -> None:
     a = compile_rules([Rule(id="q", expr=from_query)], ENTITIES).match(article)
     b = compile_rules([Rule(id="s", expr=structured)], ENTITIES).match(article)
     assert bool(a) == bool(b)
-    assert [h.model_dump() for m in a for h in m.hits] == [
-        h.model_dump() for m in b for h in m.hits
-    ]
+    assert [h for m in a for h in m.hits] == [h for m in b for h in m.hits]
 
 
 @settings(max_examples=300, deadline=None)

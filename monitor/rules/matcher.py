@@ -42,6 +42,7 @@ Side = tuple[tuple[int, tuple[int, ...]], ...]
 ExplainedTerm = tuple[str, int, tuple[int, ...]]
 Present = tuple[set[int], set[int], set[int], set[int]]
 _SECOND = itemgetter(1)
+Evaluate = Callable[[Present, "Context"], bool]
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class CompiledRule:
     """A rule with its compiled test and what its explanation looks for."""
 
     rule: Rule
-    evaluate: Callable[[Present, Context], bool]
+    evaluate: Evaluate
     feeds: frozenset[str]
     languages: frozenset[str]
     #: what its explanation lists: (a positive term as written in the rule, a field index, the
@@ -60,7 +61,7 @@ class CompiledRule:
     found_means_matched: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Context:
     """What one article's match needs beyond the atom set: its fields, for NEAR and explanations."""
 
@@ -90,14 +91,17 @@ class Context:
         hits = self._term_hits.get(term)
         if hits is None:
             label, field_index, sids = term
-            present = self.present[field_index]
-            spans: list[tuple[int, int]] = []
-            for sid in sids:
-                if sid in present:
-                    spans.extend(self.folded_spans(field_index, sid, MAX_HITS_PER_TERM))
-            if len(spans) > 1 and len(sids) > 1:
-                spans.sort()
-                del spans[MAX_HITS_PER_TERM:]
+            if len(sids) == 1:  # found: the caller checked
+                spans = self.folded_spans(field_index, sids[0], MAX_HITS_PER_TERM)
+            else:
+                present = self.present[field_index]
+                spans = []
+                for sid in sids:
+                    if sid in present:
+                        spans.extend(self.folded_spans(field_index, sid, MAX_HITS_PER_TERM))
+                if len(spans) > 1:
+                    spans.sort()
+                    del spans[MAX_HITS_PER_TERM:]
             hits = self._term_hits[term] = self.fields[field_index].hits(label, spans)
         return hits
 
@@ -115,10 +119,16 @@ class Context:
         if matcher.one_word[sid]:
             key, kind = matcher.keys[sid], matcher.kinds[sid]
             at = text.find(key)
+            if kind == KIND_WORDS:  # the common case, flat
+                length = len(key) - 2
+                while at != -1:
+                    spans.append((at, at + length))
+                    if len(spans) == limit:
+                        break
+                    at = text.find(key, at + 1)
+                return spans
             while at != -1:
-                if kind == KIND_WORDS:
-                    spans.append((at, at + len(key) - 2))
-                elif kind == KIND_PREFIX:
+                if kind == KIND_PREFIX:
                     spans.append((at, text.index(" ", at + len(key)) - 1))
                 else:
                     spans.append((at - 1, at - 1 + len(key)))
@@ -208,6 +218,17 @@ class Matcher:
     always: tuple[int, ...]
 
     _patterns: dict[int, re.Pattern[str]] = field(default_factory=dict, repr=False)
+    #: rule index -> what deciding tests, flat for the hot loop: its feeds, its languages, and
+    #: its compiled test (None when finding a trigger term is the rule matching)
+    checks: list[tuple[frozenset[str], frozenset[str], Evaluate | None]] = field(
+        init=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        self.checks = [
+            (c.feeds, c.languages, None if c.found_means_matched else c.evaluate)
+            for c in self.rules
+        ]
 
     def pattern(self, sid: int) -> re.Pattern[str]:
         """A term spanning words as a regex over ``marked`` text, its occurrence in group 1:
@@ -263,18 +284,19 @@ class Matcher:
         names = {article.feed, *feed_tags}
         language: list[str | None] = []
         matched: list[int] = []
-        rules = self.rules
-        for index in sorted(candidates):
-            compiled = rules[index]
-            if compiled.feeds and compiled.feeds.isdisjoint(names):
+        checks = self.checks
+        for index in candidates:
+            feeds, languages, evaluate = checks[index]
+            if feeds and feeds.isdisjoint(names):
                 continue
-            if compiled.languages:
+            if languages:
                 if not language:
                     language.append(_article_language(article, fields))
-                if language[0] not in compiled.languages:
+                if language[0] not in languages:
                     continue
-            if compiled.found_means_matched or compiled.evaluate(present, context):
+            if evaluate is None or evaluate(present, context):
                 matched.append(index)
+        matched.sort()  # rule order
         return context, matched
 
     def _explain(self, article_id: str, compiled: CompiledRule, context: Context) -> Match:
