@@ -131,6 +131,7 @@ def _record_document(
             now=now,
             new_items=new_items,
             present_keys=[key for _, keys in items for key in keys],
+            complete=parsed.complete,
             pick_story=best_story,
         ),
         feed_name=feed.name,

@@ -6,7 +6,9 @@ What it keeps, and why:
   consecutive failures, next poll, the adaptive interval, a lease for scale-out.
 - ``seen``: every identity key of every item, with the last time it was in its feed. A key is
   forgotten only ``retention`` after the item left the feed (a tombstone), so an old item that
-  reappears is never new again. A failed or empty fetch touches nothing here.
+  reappears is never new again; an item still in the feed is never forgotten, however long the
+  feed answers "unchanged" or fails (see ``Store.prune``). A failed or empty fetch touches
+  nothing here.
 - ``articles``: what was read, kept for ``retention`` for backtests; ``stories`` and
   ``story_hashes`` group near-duplicate articles into one story.
 - ``matches``, ``alerts`` (one per rule and story) and ``deliveries`` (one per alert and
@@ -128,6 +130,8 @@ feeds = Table(
     Column("last_new_item_at", UTCDateTime),
     Column("failure_alerted", Boolean, nullable=False, default=False),
     Column("silence_alerted", Boolean, nullable=False, default=False),  # migration 2
+    # migration 4: when the feed last recorded a complete document that listed items
+    Column("last_document_at", UTCDateTime),
     Column("lease_owner", Text),
     Column("lease_expires_at", UTCDateTime),
 )
@@ -257,17 +261,22 @@ def _migration_2(conn: Connection) -> None:
     on an older one they are added.
     """
     metadata.create_all(conn)  # the new tables (checkfirst)
+    _add_columns(conn, [feeds.c.silence_alerted, alerts.c.planned_at, deliveries.c.batch_key])
+
+
+def _add_columns(conn: Connection, columns: Sequence[Column[Any]]) -> None:
+    """Add the columns their table lacks (an older database); booleans default to false.
+
+    Migration 1 creates whatever ``metadata`` holds, so on a new database they already exist.
+    """
     inspector = sa_inspect(conn)
-    for table, column in (
-        (feeds, feeds.c.silence_alerted),
-        (alerts, alerts.c.planned_at),
-        (deliveries, deliveries.c.batch_key),
-    ):
-        if column.name in {c["name"] for c in inspector.get_columns(table.name)}:
+    for column in columns:
+        table = column.table.name
+        if column.name in {c["name"] for c in inspector.get_columns(table)}:
             continue
         kind = column.type.compile(dialect=conn.dialect)
         extra = " NOT NULL DEFAULT false" if isinstance(column.type, Boolean) else ""
-        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{extra}")
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column.name} {kind}{extra}")
 
 
 #: Tables added after migration 1 live in their own MetaData, so that migration 1 (which
@@ -297,8 +306,23 @@ def _migration_3(conn: Connection) -> None:
     poll_log.create(conn, checkfirst=True)
 
 
+def _migration_4(conn: Connection) -> None:
+    """When each feed last listed items (``feeds.last_document_at``), which tombstones wait for
+    (``Store.prune``). An existing feed starts from the newest ``last_seen_at`` of its own keys:
+    it recorded a document then, perhaps later, never earlier, so no key goes too soon."""
+    _add_columns(conn, [feeds.c.last_document_at])
+    newest = select(func.max(seen.c.last_seen_at)).where(seen.c.feed_id == feeds.c.id)
+    conn.execute(
+        update(feeds)
+        .where(feeds.c.last_document_at.is_(None))
+        .values(last_document_at=newest.scalar_subquery())
+    )
+
+
 #: Numbered schema migrations; each runs once, in order, in its own transaction.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3]
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _migration_1, _migration_2, _migration_3, _migration_4,
+]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -335,6 +359,7 @@ class FeedState:
     silence_alerted: bool = False
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
+    last_document_at: datetime | None = None
 
 
 @dataclass
@@ -367,6 +392,9 @@ class PollRecord:
     present_keys: list[str]  # keys of every item in the document, new or not (tombstone clock)
     #: Chooses the story of a new article among candidates (id, fingerprint); None: a new one.
     pick_story: Callable[[str, list[tuple[int, str]]], int | None] = lambda _fp, _c: None
+    #: False for a truncated document: what it lacks may still be in the feed, so it does not
+    #: count as the feed's latest listing (``feeds.last_document_at``).
+    complete: bool = True
 
 
 @dataclass
@@ -722,16 +750,17 @@ class Store:
                 result.also_reported += self._note_carried_elsewhere(
                     conn, chunk, record.feed_id, feed_name
                 )
+            listing: dict[str, Any] = {}
+            if record.present_keys and record.complete:  # an empty document forgets nothing
+                listing["last_document_at"] = now
             if new_items:
-                conn.execute(
-                    update(feeds)
-                    .where(feeds.c.id == record.feed_id)
-                    .values(
-                        new_items_total=feeds.c.new_items_total + len(new_items),
-                        last_new_item_at=now,
-                        silence_alerted=False,
-                    )
+                listing.update(
+                    new_items_total=feeds.c.new_items_total + len(new_items),
+                    last_new_item_at=now,
+                    silence_alerted=False,
                 )
+            if listing:
+                conn.execute(update(feeds).where(feeds.c.id == record.feed_id).values(**listing))
         return result
 
     def _still_new(self, conn: Connection, items: list[NewItem], feed_id: int) -> list[NewItem]:
@@ -1381,11 +1410,34 @@ class Store:
     # -- retention -------------------------------------------------------------------------
 
     def prune(self, now: datetime, retention: timedelta) -> dict[str, int]:
-        """Forget tombstones and articles older than the retention period."""
+        """Forget tombstones and articles older than the retention period.
+
+        A seen key goes only when it is older than the cutoff *and* its feed has since recorded
+        a complete document without it (``feeds.last_document_at`` is later than the key's
+        ``last_seen_at``). A feed that answers 304 or an unchanged body, fails, or serves an
+        empty document for longer than the retention period records no document, so the keys
+        of the items it still carries stay, and they never come back as new.
+
+        Why here and not by refreshing ``last_seen_at`` on every unchanged poll: the 304 is the
+        most frequent poll (10,000 feeds every few minutes) and should cost one row update;
+        refreshing would rewrite every key of the feed each time, need an index on
+        ``seen.feed_id``, and keep the tombstones of items long gone alive for as long as the
+        feed is unchanged. This check costs one primary-key lookup per expired key, once an
+        hour, and one column written per parsed document.
+
+        Limit: a key is judged by the feed that first recorded it (``seen.feed_id``). An item
+        carried by two feeds, dropped by that one and still in the other while the other stays
+        unchanged past the retention period, is forgotten and is new there when it changes.
+        """
         cutoff = now - retention
+        listed_since = seen.c.last_seen_at < (
+            select(feeds.c.last_document_at).where(feeds.c.id == seen.c.feed_id).scalar_subquery()
+        )
         with self.engine.begin() as conn:
             removed = {
-                "seen": conn.execute(delete(seen).where(seen.c.last_seen_at < cutoff)).rowcount,
+                "seen": conn.execute(
+                    delete(seen).where(seen.c.last_seen_at < cutoff, listed_since)
+                ).rowcount,
                 "articles": conn.execute(
                     delete(articles).where(articles.c.fetched_at < cutoff)
                 ).rowcount,

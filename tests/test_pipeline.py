@@ -217,11 +217,55 @@ async def test_failures_back_off_and_keep_what_was_seen(harness: Harness) -> Non
     assert delays[-1] > delays[0]
     assert all(d <= timedelta(hours=6) for d in delays)
 
-    harness.server.routes["/flaky"] = Route(body=rss(OLD, OLD_DRONE))
+    # back with a changed document: the old items and one new one; only that one is new
+    harness.server.routes["/flaky"] = Route(body=rss(NEW_DRONE, OLD, OLD_DRONE))
     report = await poll_feed(feed, harness.context(), NOW + timedelta(hours=5))
-    assert (report.outcome, report.new_items) in (("new", 0), ("unchanged", 0))
+    assert (report.outcome, report.new_items, report.alerts) == ("new", 1, 1)
     state = harness.store.feed(feed.url)
     assert state is not None and state.consecutive_failures == 0
+
+
+def undated(*items: tuple[str, str]) -> bytes:
+    """An RSS document of undated items (guid, title): they count as recent whenever seen."""
+    body = "".join(
+        f"<item><guid>{guid}</guid><title>{title}</title>"
+        f"<link>https://news.example.org/{guid}</link></item>"
+        for guid, title in items
+    )
+    return f'<rss version="2.0"><channel><title>T</title>{body}</channel></rss>'.encode()
+
+
+@pytest.mark.parametrize("meanwhile", ["not_modified", "unchanged", "error"])
+async def test_items_still_in_the_feed_outlive_the_retention_period(
+    harness: Harness, meanwhile: str
+) -> None:
+    """The feed answers 304, the same body, or fails for longer than the retention period while
+    its items stay in it; retention runs. When the feed changes, only the new item is new: the
+    undated drone story that alerted once does not alert again."""
+    path = f"/still-{meanwhile}"
+    etag = '"v2"' if meanwhile == "not_modified" else None
+    parliament, drone = ("g1", "Parliament sits"), ("g2", "Drone factory opens")
+    harness.server.routes[path] = Route(body=undated(parliament))
+    feed = harness.feed(path)
+    await poll_feed(feed, harness.context(), NOW)
+    harness.server.routes[path] = Route(body=undated(drone, parliament), etag=etag)
+    report = await poll_feed(feed, harness.context(), NOW + timedelta(minutes=5))
+    assert (report.new_items, report.alerts) == (1, 1)
+
+    if meanwhile == "error":
+        harness.server.routes[path] = Route(status=500)
+    later = NOW + timedelta(days=31)
+    for day in range(0, 31, 10):  # polled now and then, never changed, retention hourly
+        report = await poll_feed(feed, harness.context(), NOW + timedelta(days=day, hours=1))
+        assert report.outcome == meanwhile
+        harness.store.prune(NOW + timedelta(days=day, hours=1), timedelta(days=30))
+    harness.store.prune(later, timedelta(days=30))
+
+    budget = ("g3", "Budget passes")
+    harness.server.routes[path] = Route(body=undated(budget, drone, parliament), etag='"v3"')
+    report = await poll_feed(feed, harness.context(), later + timedelta(minutes=5))
+    assert (report.outcome, report.new_items, report.alerts) == ("new", 1, 0)
+    assert harness.alert_count() == 1
 
 
 async def test_retry_after_is_honoured(harness: Harness) -> None:

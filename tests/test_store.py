@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from monitor.dedupe import best_story, fingerprint_hashes, identity_keys
 from monitor.parse import story_fingerprint
 from monitor.schema import Article, Hit, Match
@@ -183,24 +185,62 @@ def test_another_rule_on_the_same_story_alerts(store: Store) -> None:
 
 
 def test_tombstones_outlive_the_item_for_the_retention_period(store: Store) -> None:
-    article = make_article(1)
+    article, other = make_article(1), make_article(2)
     keys = identity_keys(article)
     record(store, [new_item(article)])
-    # still in the feed a day later: its clock restarts
+    # still in the feed a day later: its clock restarts; a day after that it has left
     record(store, [], present=keys, now=NOW + timedelta(days=1))
+    record(store, [new_item(other)], now=NOW + timedelta(days=2))
     store.prune(NOW + timedelta(days=30, hours=12), retention=timedelta(days=30))
     assert store.seen_keys(keys) == set(keys)
     store.prune(NOW + timedelta(days=31, hours=1), retention=timedelta(days=30))
     assert store.seen_keys(keys) == set()
+    assert store.seen_keys(identity_keys(other)) == set(identity_keys(other))
 
 
-def test_failed_fetch_forgets_nothing(store: Store) -> None:
-    article = make_article(1)
+@pytest.mark.parametrize("then", ["failing", "unchanged", "empty", "truncated"])
+def test_an_item_still_in_its_feed_is_never_forgotten(store: Store, then: str) -> None:
+    """After the last document that listed it, the feed fails, answers unchanged (nothing is
+    recorded), serves an empty document or a truncated one without it, for longer than the
+    retention period: the item has not been seen to leave, so its keys stay."""
+    article, later = make_article(1), make_article(2)
+    keys = identity_keys(article)
     record(store, [new_item(article)])
-    store.update_feed(
-        feed_id(store), last_status=500, last_error="HTTP 500", consecutive_failures=3
-    )
-    assert store.seen_keys(identity_keys(article)) == set(identity_keys(article))
+    when = NOW + timedelta(days=10)
+    if then == "failing":
+        store.update_feed(
+            feed_id(store), last_status=500, last_error="HTTP 500", consecutive_failures=30
+        )
+    elif then in ("empty", "truncated"):
+        item = [new_item(later)] if then == "truncated" else []
+        store.record_items(
+            PollRecord(feed_id=feed_id(store), now=when, new_items=item,
+                       present_keys=[k for i in item for k in i.keys], complete=then == "empty"),
+            feed_name="Asia",
+        )  # fmt: skip
+    store.prune(NOW + timedelta(days=40), retention=timedelta(days=30))
+    assert store.seen_keys(keys) == set(keys)
+
+
+def test_migration_4_starts_each_feed_from_its_newest_seen_key(store: Store) -> None:
+    """A database from before ``feeds.last_document_at``: each feed starts from when it last saw
+    one of its own keys, so the tombstone of an item that had left it still expires."""
+    gone, stays = make_article(1), make_article(2)
+    record(store, [new_item(gone), new_item(stays)])
+    record(store, [], present=identity_keys(stays), now=NOW + timedelta(days=1))
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE feeds DROP COLUMN last_document_at")
+        conn.exec_driver_sql("DELETE FROM schema_version WHERE version > 3")
+    url = store.engine.url.render_as_string(hide_password=False)
+    upgraded = Store.open(url)
+    try:
+        state = upgraded.feed(FEED)
+        assert state is not None and state.last_document_at == NOW + timedelta(days=1)
+        upgraded.prune(NOW + timedelta(days=40), retention=timedelta(days=30))
+        assert upgraded.seen_keys(identity_keys(gone)) == set()
+        assert upgraded.seen_keys(identity_keys(stays)) == set(identity_keys(stays))
+    finally:
+        upgraded.close()
 
 
 def test_backtest_reads_stored_articles(store: Store) -> None:
