@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from monitor.alerts import ConsoleChannel, Dispatcher, route
@@ -295,6 +296,43 @@ async def test_permanent_redirect_updates_the_stored_url(harness: Harness) -> No
     before = len(harness.server.received("/moved"))
     await poll_feed(feed, harness.context(), NOW + timedelta(minutes=5))
     assert len(harness.server.received("/moved")) == before
+
+
+async def test_a_moved_feed_stays_under_the_redirect_policy(harness: Harness) -> None:
+    """A public feed moved (301) to a host whose name later resolves inside the operator's
+    network: the stored URL is not the operator's choice, so the next poll is refused before
+    any request reaches it."""
+    addresses = {"moved.example": ["93.184.216.34"]}
+    hits: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        hits.append(str(request.url))
+        if request.url.host == "feeds.example.com":
+            return httpx.Response(301, headers={"Location": "http://moved.example/rss"})
+        return httpx.Response(200, content=rss(OLD))
+
+    async def resolver(host: str) -> list[str]:
+        return addresses[host]
+
+    feed = FeedConfig(url="https://feeds.example.com/rss", name="moved")
+    harness.store.sync_feeds([(feed.url, feed.name, True)], NOW)
+    context = harness.context()
+    async with Fetcher(
+        harness.limits,
+        max_concurrency=2,
+        per_host_concurrency=2,
+        transport=httpx.MockTransport(answer),
+        resolver=resolver,
+    ) as context.fetcher:
+        assert (await poll_feed(feed, context, NOW)).outcome == "new"
+        state = harness.store.feed(feed.url)
+        assert state is not None and state.fetch_url == "http://moved.example/rss"
+
+        addresses["moved.example"] = ["10.0.0.5"]
+        hits.clear()
+        report = await poll_feed(feed, context, NOW + timedelta(minutes=5))
+    assert (report.outcome, report.error_kind) == ("error", "redirect_refused")
+    assert hits == []
 
 
 async def test_410_disables_the_feed_and_says_so(harness: Harness) -> None:
