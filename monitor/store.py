@@ -10,7 +10,8 @@ What it keeps, and why:
   feed answers "unchanged" or fails (see ``Store.prune``). A failed or empty fetch touches
   nothing here.
 - ``articles``: what was read, kept for ``retention`` for backtests; ``stories`` and
-  ``story_hashes`` group near-duplicate articles into one story.
+  ``story_hashes`` group near-duplicate articles into one story. Past ``retention`` a story
+  goes with the last article and alert that refer to it, an alert once it is done.
 - ``matches``, ``alerts`` (one per rule and story) and ``deliveries`` (one per alert and
   channel): the durable outbox. A match, its alert and its deliveries are written in the same
   transaction as the articles and seen keys of the poll that found them. Feed-health notices
@@ -1428,6 +1429,14 @@ class Store:
         Limit: a key is judged by the feed that first recorded it (``seen.feed_id``). An item
         carried by two feeds, dropped by that one and still in the other while the other stays
         unchanged past the retention period, is forgotten and is new there when it changes.
+
+        Alerts past the cutoff that are done (every delivery sent or dead) go with their
+        deliveries; then stories past the cutoff that no kept article or alert refers to. That
+        keeps one alert per rule and story: a story is joined only within ``STORY_WINDOW``
+        (days) of its creation and only through its hashes, gone at the cutoff, so no new
+        article can reach a story this old; an item seen again is stopped by its seen keys,
+        not by an alert. A story id SQLite hands out again (it reuses the highest rowid once
+        deleted) is free of every article and alert by then, so it cannot inherit an alert.
         """
         cutoff = now - retention
         listed_since = seen.c.last_seen_at < (
@@ -1447,10 +1456,20 @@ class Store:
             }
             old_stories = select(stories.c.id).where(stories.c.created_at < cutoff)
             conn.execute(delete(story_hashes).where(story_hashes.c.story_id.in_(old_stories)))
-            done_alerts = select(alerts.c.id).where(
-                alerts.c.created_at < cutoff, alerts.c.state == "done"
+            done = and_(alerts.c.created_at < cutoff, alerts.c.state == "done")
+            conn.execute(
+                delete(deliveries).where(deliveries.c.alert_id.in_(select(alerts.c.id).where(done)))
             )
-            conn.execute(delete(deliveries).where(deliveries.c.alert_id.in_(done_alerts)))
+            removed["alerts"] = conn.execute(delete(alerts).where(done)).rowcount
+            removed["stories"] = conn.execute(
+                delete(stories).where(
+                    stories.c.created_at < cutoff,
+                    stories.c.id.not_in(
+                        select(articles.c.story_id).where(articles.c.story_id.is_not(None))
+                    ),
+                    stories.c.id.not_in(select(alerts.c.story_id)),
+                )
+            ).rowcount
             conn.execute(delete(channel_sends).where(channel_sends.c.sent_at < cutoff))
             conn.execute(delete(poll_log).where(poll_log.c.polled_at < cutoff))
         return removed

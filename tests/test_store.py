@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from monitor.dedupe import best_story, fingerprint_hashes, identity_keys
 from monitor.parse import story_fingerprint
@@ -22,6 +23,7 @@ from monitor.store import (
     articles,
     deliveries,
     matches,
+    stories,
 )
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -220,6 +222,56 @@ def test_an_item_still_in_its_feed_is_never_forgotten(store: Store, then: str) -
         )  # fmt: skip
     store.prune(NOW + timedelta(days=40), retention=timedelta(days=30))
     assert store.seen_keys(keys) == set(keys)
+
+
+def settle_all(store: Store, now: datetime) -> None:
+    """Every pending delivery accepted by its channel."""
+    with store.engine.connect() as conn:
+        pending = conn.execute(select(deliveries.c.id).where(deliveries.c.state == "pending"))
+        ids = list(pending.scalars())
+    for delivery_id in ids:
+        store.settle_delivery(delivery_id, now, sent=True)
+
+
+def test_retention_forgets_old_stories_and_finished_alerts(store: Store) -> None:
+    """Past the cutoff: a delivered alert goes with its deliveries, and a story goes once no
+    kept article or alert refers to it; an alert still waiting for a channel stays, and so does
+    its story."""
+    drones, budget, floods, vote = (
+        make_article(n, title)
+        for n, title in enumerate(
+            ["Drone strike on depot", "Budget talks stall", "Floods in the south",
+             "Parliament vote delayed"],
+            start=1,
+        )
+    )  # fmt: skip
+    record(store, [new_item(drones, rules=("nk-drones",)), new_item(budget)])
+    settle_all(store, NOW)
+    record(store, [new_item(floods, rules=("nk-drones",))])  # its channel is down
+    later = NOW + timedelta(days=29)
+    record(store, [new_item(vote.model_copy(update={"fetched_at": later}))], now=later)
+    assert store.count(stories) == 4
+
+    removed = store.prune(NOW + timedelta(days=31), retention=timedelta(days=30))
+    assert (removed["alerts"], removed["stories"]) == (1, 2)
+    with store.engine.connect() as conn:
+        assert list(conn.execute(select(alerts.c.article_id)).scalars()) == ["a3"]
+        assert conn.execute(select(func.count()).select_from(stories)).scalar_one() == 2
+    assert store.outbox_counts() == {"pending": 1}
+    assert [a.id for a in store.articles_since(NOW - timedelta(days=1))] == ["a4"]
+
+
+def test_a_story_after_retention_alerts_even_on_a_reused_story_id(store: Store) -> None:
+    """SQLite hands out a deleted story's id again: the alert of the old story is gone with
+    it, so the new story alerts (one alert per rule and story, not per reused number)."""
+    record(store, [new_item(make_article(1), rules=("nk-drones",))])
+    settle_all(store, NOW)
+    later = NOW + timedelta(days=31)
+    store.prune(later, retention=timedelta(days=30))
+    assert store.count(alerts) == 0 and store.count(stories) == 0
+    record(store, [new_item(make_article(5), rules=("nk-drones",))], now=later)
+    with store.engine.connect() as conn:
+        assert list(conn.execute(select(alerts.c.article_id)).scalars()) == ["a5"]
 
 
 def test_migration_4_starts_each_feed_from_its_newest_seen_key(store: Store) -> None:
