@@ -16,6 +16,7 @@ import pytest
 from monitor.alerts import ConsoleChannel, Dispatcher, route
 from monitor.fetch import Fetcher, FetchLimits
 from monitor.pipeline import (
+    JITTER,
     POSTPONE_S,
     WORKER_PARSE_BYTES,
     ParseWorker,
@@ -284,6 +285,27 @@ async def test_ttl_is_a_lower_bound_unless_the_desk_opts_out(harness: Harness) -
     feed = harness.feed("/fast", interval="1m", respect_cache_hints=False)
     report = await poll_feed(feed, harness.context(), NOW)
     assert report.next_poll_at is not None and report.next_poll_at - NOW < timedelta(minutes=5)
+
+
+async def test_the_next_poll_is_brought_forward_at_random_never_delayed(
+    harness: Harness,
+) -> None:
+    """Jitter spreads feeds added together: up to ``JITTER`` of the interval earlier, never
+    later than the interval (pinned here by min_interval = max_interval)."""
+    harness.server.routes["/jitter"] = Route(body=rss(OLD))
+    feed = harness.feed("/jitter", interval="10m", min_interval="10m", max_interval="10m")
+    interval = timedelta(minutes=10)
+    offsets = []
+    for n in range(8):
+        context = harness.context()
+        context.rng = random.Random(n)
+        now = NOW + n * 2 * interval
+        report = await poll_feed(feed, context, now)
+        assert report.next_poll_at is not None
+        offsets.append(report.next_poll_at - now)
+    assert all(interval * (1 - JITTER) <= offset <= interval for offset in offsets)
+    assert len(set(offsets)) == len(offsets)
+    assert min(offsets) < interval * (1 - JITTER / 2) < max(offsets)
 
 
 async def test_permanent_redirect_updates_the_stored_url(harness: Harness) -> None:
