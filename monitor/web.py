@@ -696,12 +696,13 @@ class WebServer:
         sock.setblocking(False)
         return sock
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving; after ``timeout`` seconds the server is cancelled mid-shutdown."""
         if self._server is None or self._task is None:
             return
         self._server.should_exit = True
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=5)
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout)
         except (TimeoutError, asyncio.CancelledError):
             self._task.cancel()
         except SystemExit:  # uvicorn exits on a start-up failure; the daemon reports it

@@ -19,10 +19,12 @@ from pathlib import Path
 import pytest
 
 from monitor import __version__
+from monitor.alerts import Message
 from monitor.config import load_settings
 from monitor.daemon import Daemon, make_fetcher
 from monitor.fetch import FetchRequest
 from tests.feedserver import FeedServer, Route
+from tests.pg import free_port
 
 RULES = """
 rules:
@@ -151,6 +153,54 @@ def test_offline_feeds_fail_back_off_and_the_daemon_keeps_running(tmp_path: Path
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=15)
     assert process.returncode == 0
+
+
+class StuckChannel:
+    """A channel whose sends never finish (a chat service that stopped answering)."""
+
+    name = "stuck"
+    tags: frozenset[str] = frozenset()
+
+    def __init__(self) -> None:
+        self.sending = asyncio.Event()
+
+    async def send(self, message: Message) -> None:
+        self.sending.set()
+        await asyncio.sleep(60)
+
+
+async def test_shutdown_holds_one_deadline_whatever_is_stuck(
+    server: FeedServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A poll waiting on a silent server, a channel that never answers, the HTTP listener: all
+    finished or abandoned, and closed, within the one deadline counted from the stop."""
+    server.routes["/silent"] = Route(body=rss("Weather"), delay=8)
+    server.routes["/news"] = Route(body=rss("Drone strike reported"))
+    env = workspace(tmp_path, [])
+    (tmp_path / "rules" / "feeds.yaml").write_text(
+        f"feeds:\n  - url: {server.url('/silent')}\n"
+        f"  - url: {server.url('/news')}\n    alert_on_first_poll: true\n"
+    )
+    env.update(MONITOR_FETCH_TIMEOUT="30s", MONITOR_HTTP_LISTEN=f"127.0.0.1:{free_port()}")
+    use_env(env, monkeypatch)
+    channel = StuckChannel()
+    daemon = Daemon(load_settings(), channels=[channel], shutdown_deadline=3.0)
+    running = asyncio.create_task(daemon.run())
+    async with asyncio.timeout(20):
+        await channel.sending.wait()
+        while not server.received("/silent"):
+            await asyncio.sleep(0.05)
+    assert daemon.in_flight and daemon.web is not None
+
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="monitor.daemon"):
+        daemon.request_stop("test")
+        assert await asyncio.wait_for(running, timeout=15) == 0
+    assert time.monotonic() - started < 3.3
+    assert "abandoned 1 in-flight polls" in caplog.text
 
 
 def test_invalid_rule_edit_keeps_the_last_valid_set(
