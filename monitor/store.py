@@ -133,6 +133,8 @@ feeds = Table(
     Column("silence_alerted", Boolean, nullable=False, default=False),  # migration 2
     # migration 4: when the feed last recorded a complete document that listed items
     Column("last_document_at", UTCDateTime),
+    # migration 5: no longer in feeds.yaml (``enabled`` is false then too)
+    Column("removed", Boolean, nullable=False, default=False),
     Column("lease_owner", Text),
     Column("lease_expires_at", UTCDateTime),
 )
@@ -320,9 +322,16 @@ def _migration_4(conn: Connection) -> None:
     )
 
 
+def _migration_5(conn: Connection) -> None:
+    """``feeds.removed`` tells a feed gone from feeds.yaml from one it disables
+    (``enabled: false``); both were only "not enabled". Rows start as not removed, and the
+    daemon's feed sync at start-up marks the removed ones."""
+    _add_columns(conn, [feeds.c.removed])
+
+
 #: Numbered schema migrations; each runs once, in order, in its own transaction.
 MIGRATIONS: list[Callable[[Connection], None]] = [
-    _migration_1, _migration_2, _migration_3, _migration_4,
+    _migration_1, _migration_2, _migration_3, _migration_4, _migration_5,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -361,6 +370,7 @@ class FeedState:
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     last_document_at: datetime | None = None
+    removed: bool = False
 
 
 @dataclass
@@ -583,15 +593,17 @@ class Store:
     def sync_feeds(self, configured: Sequence[tuple[str, str, bool]], now: datetime) -> None:
         """Make ``feeds`` match feeds.yaml: (url, name, enabled) rows, new ones due now.
 
-        Feeds removed from the file stay in the table disabled, with their seen items, so
-        adding them back later does not re-alert their backlog.
+        Feeds removed from the file stay in the table disabled and ``removed``, with their seen
+        items, so adding them back later does not re-alert their backlog.
         """
         with self.engine.begin() as conn:
             existing = {row.url: row for row in conn.execute(select(feeds))}
             for url, name, enabled in configured:
                 if url in existing:
                     conn.execute(
-                        update(feeds).where(feeds.c.url == url).values(name=name, enabled=enabled)
+                        update(feeds)
+                        .where(feeds.c.url == url)
+                        .values(name=name, enabled=enabled, removed=False)
                     )
                 else:  # several processes may add the same new feed at once
                     conn.execute(
@@ -604,7 +616,9 @@ class Store:
             wanted = {url for url, _, _ in configured}
             gone = [url for url in existing if url not in wanted]
             if gone:
-                conn.execute(update(feeds).where(feeds.c.url.in_(gone)).values(enabled=False))
+                conn.execute(
+                    update(feeds).where(feeds.c.url.in_(gone)).values(enabled=False, removed=True)
+                )
 
     def feed(self, url: str) -> FeedState | None:
         with self.engine.connect() as conn:

@@ -307,11 +307,14 @@ def _feed_metrics(feeds: Sequence[FeedState]) -> Iterator[Metric]:
 
 
 def feed_state(feed: FeedState) -> tuple[str, str]:
-    """(state, label): ok, new, backoff, disabled (by the monitor), removed (from feeds.yaml)."""
+    """(state, label): ok, new, backoff, disabled (by the monitor, or ``enabled: false`` in
+    feeds.yaml), removed (from feeds.yaml)."""
     if feed.disabled_reason:
         return "disabled", f"disabled: {feed.disabled_reason}"
-    if not feed.enabled:
+    if feed.removed:
         return "removed", "not in feeds.yaml"
+    if not feed.enabled:
+        return "disabled", "disabled in feeds.yaml"
     if feed.consecutive_failures:
         return "backoff", f"backing off ({feed.consecutive_failures} failures)"
     if feed.last_polled_at is None:

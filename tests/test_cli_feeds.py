@@ -152,6 +152,24 @@ def test_backtest_reports_hits_per_rule_and_sends_nothing(tmp_path: Path, monkey
     assert unknown.exit_code == 1
 
 
+def test_status_tells_a_disabled_feed_from_a_removed_one(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    monkeypatch.setenv("MONITOR_DATABASE_URL", db)
+    monkeypatch.setenv("COLUMNS", "200")
+    store = Store.open(db)
+    now = datetime.now(UTC)
+    off, gone = ("https://off.example/rss", "Off", False), ("https://gone.example/", "Gone", True)
+    store.sync_feeds([off, gone], now)
+    store.sync_feeds([off], now)  # "Gone" taken out of feeds.yaml
+    store.close()
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 0, result.output
+    (off_row,) = [line for line in result.output.splitlines() if " Off " in line]
+    (gone_row,) = [line for line in result.output.splitlines() if " Gone " in line]
+    assert "disabled in feeds.yaml" in off_row
+    assert "not in feeds.yaml" in gone_row and "disabled" not in gone_row
+
+
 def test_sparkline() -> None:
     assert sparkline([0, 1, 2, 4]) == "▁▂▄█"
     assert sparkline([0, 0]) == "▁▁"

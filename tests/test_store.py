@@ -119,7 +119,7 @@ def test_removed_feeds_are_disabled_not_deleted(store: Store) -> None:
     feed_id(store)
     store.sync_feeds([], NOW)
     state = store.feed(FEED)
-    assert state is not None and state.enabled is False
+    assert state is not None and (state.enabled, state.removed) == (False, True)
 
 
 def test_a_poll_is_recorded_whole(store: Store) -> None:
@@ -274,20 +274,23 @@ def test_a_story_after_retention_alerts_even_on_a_reused_story_id(store: Store) 
         assert list(conn.execute(select(alerts.c.article_id)).scalars()) == ["a5"]
 
 
-def test_migration_4_starts_each_feed_from_its_newest_seen_key(store: Store) -> None:
+def test_migrations_4_and_5_upgrade_a_version_3_database(store: Store) -> None:
     """A database from before ``feeds.last_document_at``: each feed starts from when it last saw
-    one of its own keys, so the tombstone of an item that had left it still expires."""
+    one of its own keys, so the tombstone of an item that had left it still expires; and from
+    before ``feeds.removed``: no feed is removed until the next sync says so."""
     gone, stays = make_article(1), make_article(2)
     record(store, [new_item(gone), new_item(stays)])
     record(store, [], present=identity_keys(stays), now=NOW + timedelta(days=1))
     with store.engine.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE feeds DROP COLUMN last_document_at")
+        conn.exec_driver_sql("ALTER TABLE feeds DROP COLUMN removed")
         conn.exec_driver_sql("DELETE FROM schema_version WHERE version > 3")
     url = store.engine.url.render_as_string(hide_password=False)
     upgraded = Store.open(url)
     try:
         state = upgraded.feed(FEED)
         assert state is not None and state.last_document_at == NOW + timedelta(days=1)
+        assert state.removed is False
         upgraded.prune(NOW + timedelta(days=40), retention=timedelta(days=30))
         assert upgraded.seen_keys(identity_keys(gone)) == set()
         assert upgraded.seen_keys(identity_keys(stays)) == set(identity_keys(stays))
