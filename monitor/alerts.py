@@ -1250,7 +1250,10 @@ class Dispatcher:
             self.store.postpone_deliveries(
                 [d.id for d in held], free_at, batch_key=f"rate:{name}:{free_at.isoformat()}"
             )
-            log.info("rate limit channel=%s holding=%d until=%s", name, len(held), free_at)
+            log.info(
+                "rate limit",
+                extra={"channel": name, "holding": len(held), "until": free_at.isoformat()},
+            )
         accepted = 0
         started = asyncio.get_running_loop().time()
         coalesced_index = (
@@ -1277,11 +1280,18 @@ class Dispatcher:
                     self.store.postpone_deliveries(rest, retry_at)
                 return len(batch), accepted
             except Exception as exc:  # a bug in a channel must not stop the dispatcher
-                log.exception("channel %s crashed", name)
+                log.exception("channel crashed", extra={"channel": name})
                 self._failed(group, now, f"{type(exc).__name__}: {exc}")
                 continue
             ids = [d.id for d in group]
             self.store.settle_deliveries(ids, now, sent=True, channel=name)
+            for delivery in group:
+                log.info(
+                    "delivered",
+                    extra={"channel": name, "rule": delivery.rule_id,
+                           "article_id": delivery.payload.get("article", {}).get("id"),
+                           "alert_id": delivery.alert_id},
+                )  # fmt: skip
             accepted += len(group)
             if self.on_sent is not None:
                 self.on_sent(ids)
@@ -1291,9 +1301,10 @@ class Dispatcher:
         attempts = max(d.attempts for d in group) + 1
         retry_at = None if attempts >= MAX_ATTEMPTS else now + retry_delay(attempts, self.rng)
         log.warning(
-            "delivery failed channel=%s alerts=%s attempts=%d error=%s%s",
-            group[0].channel, ",".join(str(d.alert_id) for d in group), attempts, error,
-            "" if retry_at else " (dead-lettered)",
+            "delivery failed",
+            extra={"channel": group[0].channel, "attempts": attempts, "error": error,
+                   "alert_ids": ",".join(str(d.alert_id) for d in group),
+                   "dead_lettered": retry_at is None},
         )  # fmt: skip
         self.store.settle_deliveries(
             [d.id for d in group], now, sent=False, channel=group[0].channel, error=error,

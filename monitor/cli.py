@@ -24,7 +24,7 @@ from rich.table import Table
 
 from monitor import __version__
 from monitor.alerts import Channel, Renderer, send_test
-from monitor.config import MASK, Settings, load_settings, mask_url_password
+from monitor.config import Masker, Settings, load_settings
 from monitor.daemon import (
     Daemon,
     RunSummary,
@@ -203,18 +203,14 @@ class LogFormatter(logging.Formatter):
     """One line per event with stable keys (``extra=`` fields: feed, rule, article_id, status,
     elapsed_ms...): ``key=value`` after the message in text, top-level keys in JSON. Every
     secret of the settings, and any URL password, is masked in the message, the fields and
-    tracebacks; a traceback stays on the line (escaped) in JSON and follows it in text."""
+    tracebacks. A traceback is the ``exc`` field, escaped onto the line in both styles, and a
+    message's own line breaks are escaped in text: a log collector that splits on newlines
+    must not turn one event into several, nor a traceback's lines into events of their own."""
 
     def __init__(self, style: str, secrets: list[str]) -> None:
         super().__init__()
         self.style_name = style
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-    def mask(self, text: str) -> str:
-        text = mask_url_password(text)
-        for secret in self.secrets:
-            text = text.replace(secret, MASK)
-        return text
+        self.mask = Masker(secrets)
 
     def fields(self, record: logging.LogRecord) -> dict[str, object]:
         found: dict[str, object] = {}
@@ -232,17 +228,17 @@ class LogFormatter(logging.Formatter):
         trace = self.mask(self.formatException(record.exc_info)) if record.exc_info else ""
         stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
         fields = self.fields(record)
+        if trace:
+            fields["exc"] = trace
         if self.style_name == "json":
             line: dict[str, object] = {
                 "ts": stamp, "level": record.levelname, "logger": record.name, "msg": message
             }  # fmt: skip
             line.update((k, v) for k, v in fields.items() if k not in line)
-            if trace:
-                line["exc"] = trace
             return json.dumps(line, ensure_ascii=False, default=str)
         pairs = "".join(f" {key}={_text_value(value)}" for key, value in fields.items())
-        text = f"{stamp} {record.levelname:<7} {record.name}: {message}{pairs}"
-        return f"{text}\n{trace}" if trace else text
+        message = message.replace("\r", "\\r").replace("\n", "\\n")
+        return f"{stamp} {record.levelname:<7} {record.name}: {message}{pairs}"
 
 
 def _text_value(value: object) -> str:
@@ -268,10 +264,11 @@ def run(
     configure_logging(settings)
     daemon = Daemon(settings)
     if once:
+        mask = settings.masker()
         summary = asyncio.run(_run_once(daemon))
         for report in summary.polls:
             detail = report.error or f"{report.new_items} new, {report.alerts} alerts"
-            typer.echo(_masked(f"{report.feed}: {report.outcome} ({detail})", settings))
+            typer.echo(mask(f"{report.feed}: {report.outcome} ({detail})"))
         typer.echo(f"delivered {summary.delivered} alert(s)")
         return
     raise typer.Exit(asyncio.run(daemon.run()))
@@ -288,11 +285,12 @@ async def _run_once(daemon: Daemon) -> RunSummary:
 def status() -> None:
     """Show every feed's health and the outbox."""
     settings = _settings()
+    mask = settings.masker()
     store = Store.open(settings.database_url.get_secret_value())
     console = Console()
     try:
         feeds, outbox = store.all_feeds(), store.outbox_counts()
-        print_outbox(store, console)
+        print_outbox(store, console, mask)
     finally:
         store.close()
     table = Table(title="Feeds", show_lines=False)
@@ -318,18 +316,11 @@ def status() -> None:
             str(feed.last_item_count if feed.last_item_count is not None else ""),
             str(feed.consecutive_failures or ""),
             _ago(feed.next_poll_at, now) if feed.enabled and not feed.disabled_reason else "",
-            _masked(feed.last_error or "", settings)[:120],
+            mask(feed.last_error)[:120],
         )
     console.print(table)
     counts = ", ".join(f"{n} {state}" for state, n in sorted(outbox.items())) or "empty"
     console.print(f"Outbox: {counts}")
-
-
-def _masked(text: str, settings: Settings) -> str:
-    text = mask_url_password(text)
-    for secret in settings.secrets():
-        text = text.replace(secret, MASK)
-    return text
 
 
 #: Colours of the feed states of ``web.feed_state`` in `monitor status`.
@@ -621,8 +612,9 @@ def notify_test(
         raise typer.Exit(1)
 
 
-def print_outbox(store: Store, console: Console) -> None:
-    """The outbox per channel, and the most recent dead letters."""
+def print_outbox(store: Store, console: Console, mask: Masker) -> None:
+    """The outbox per channel, and the most recent dead letters (their errors masked: a
+    channel's error may quote its URL, token and all)."""
     stats = store.channel_stats()
     if stats:
         table = Table(title="Channels")
@@ -642,7 +634,7 @@ def print_outbox(store: Store, console: Console) -> None:
         for row in dead:
             table.add_row(
                 row["channel"], row["rule"], str(row["title"])[:80], str(row["attempts"]),
-                str(row["error"] or "")[:120],
+                mask(row["error"])[:120],
             )  # fmt: skip
         console.print(table)
 
@@ -659,13 +651,10 @@ def version() -> None:
 def _masked_error(message: str) -> str:
     """An error message with the settings' secrets (when they load) and URL passwords masked."""
     try:
-        secrets = load_settings().secrets()
+        mask = load_settings().masker()
     except MonitorError:
-        secrets = []
-    message = mask_url_password(message)
-    for secret in secrets:
-        message = message.replace(secret, MASK)
-    return message
+        mask = Masker([])
+    return mask(message)
 
 
 def main() -> None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -133,7 +135,8 @@ class Settings(BaseSettings):
 
         Besides each whole value: every Apprise URL on its own and the parts of it that carry
         credentials (user info, and path segments and query values long enough to be tokens),
-        and the database URL's password; longest first, so a value is masked before its parts.
+        and the database URL's password, in its user info or its query string (libpq's
+        ``?password=``, ``?sslpassword=``); longest first, so a value is masked before its parts.
         """
         found = {
             v.get_secret_value()
@@ -147,6 +150,10 @@ class Settings(BaseSettings):
             found.add(url)
             found.update(url_secrets(url, parts=True))
         return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
+
+    def masker(self) -> Masker:
+        """What removes these settings' secrets from text shown to a person."""
+        return Masker(self.secrets())
 
 
 #: A URL as it appears in an Apprise config file, TEXT (``tag=url``) or YAML (``- url:``).
@@ -166,12 +173,34 @@ def apprise_config_urls(path: Path | None) -> list[str]:
     return [m.group().rstrip(",") for m in _CONFIG_URL.finditer(text)]
 
 
-_URL_PASSWORD = re.compile(r"(?P<head>://[^/:@]*:)[^@/]*@")
+_URL_PASSWORD = re.compile(r"(?P<head>://[^/:@\s]*:)[^@/\s]*@")
+#: Query parameters that carry a credential: libpq's ``password`` and ``sslpassword``
+#: (``postgresql://u@h/db?password=...``), and the ``token``, ``key``, ``secret`` of web hooks.
+_SECRET_NAME = re.compile(r"[\w.-]*(?:pass(?:word|wd)?|pwd|secret|token|key)[\w.-]*", re.I)
+_SECRET_PARAM = re.compile(rf"(?P<head>[?&;]{_SECRET_NAME.pattern}=)[^&#;\s'\"<>]+", re.I)
 
 
 def mask_url_password(url: str) -> str:
-    """`postgresql://u:secret@h/db` -> `postgresql://u:********@h/db`; the rest stays readable."""
-    return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}@", url)
+    """`postgresql://u:secret@h/db` -> `postgresql://u:********@h/db`, and likewise a password
+    or token passed as a query parameter (`?password=secret`); the rest stays readable. Works
+    on any text (an error message that quotes a URL), not only on a URL alone."""
+    url = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}@", url)
+    return _SECRET_PARAM.sub(lambda m: f"{m.group('head')}{MASK}", url)
+
+
+class Masker:
+    """Removes secrets from text shown to a person (log lines, `monitor status`, the status
+    page, error messages): every given secret, longest first so that a value is masked before
+    its parts, and any credential in a URL (``mask_url_password``), configured or not."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def __call__(self, text: object) -> str:
+        value = mask_url_password("" if text is None else str(text))
+        for secret in self.secrets:
+            value = value.replace(secret, MASK)
+        return value
 
 
 #: Shorter pieces of a URL are not treated as secrets (they would mask ordinary words).
@@ -179,9 +208,11 @@ MIN_TOKEN_PART = 6
 
 
 def url_secrets(url: str, *, parts: bool) -> list[str]:
-    """The credentials inside a URL: its password, and with ``parts`` (Apprise URLs, which put
-    tokens anywhere: ``tgram://TOKEN/CHAT``, ``json://u:p@host/?key=TOKEN``) also its user
-    name and every path segment and query value of at least ``MIN_TOKEN_PART`` characters."""
+    """The credentials inside a URL: its password and the values of credential query
+    parameters (``?password=``, ``?sslpassword=``, ``?token=``...), and with ``parts``
+    (Apprise URLs, which put tokens anywhere: ``tgram://TOKEN/CHAT``,
+    ``json://u:p@host/?key=TOKEN``) also its user name and every path segment and query value
+    of at least ``MIN_TOKEN_PART`` characters."""
     found: list[str] = []
     try:
         split = urlsplit(url)
@@ -190,13 +221,18 @@ def url_secrets(url: str, *, parts: bool) -> list[str]:
         return found
     if password:
         found.extend([password, unquote(password)])
+    query = parse_qsl(split.query, keep_blank_values=False)
+    for name, value in query:
+        if _SECRET_NAME.fullmatch(name):
+            found.append(value)  # parse_qsl unquoted it; the text may show it quoted too
+            found.append(quote(value, safe=""))
     if not parts:
         return found
     if username:
         found.extend([username, unquote(username)])
     host = split.netloc.rsplit("@", 1)[-1]
     pieces = [host, *split.path.split("/")]
-    pieces += [value for _, value in parse_qsl(split.query, keep_blank_values=False)]
+    pieces += [value for _, value in query]
     found.extend(p for p in pieces if len(p) >= MIN_TOKEN_PART)
     return found
 
@@ -217,5 +253,7 @@ def load_settings(**overrides: Any) -> Settings:
             for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from None
-    except ValueError as exc:  # e.g. a malformed monitor.toml
+    except tomllib.TOMLDecodeError as exc:  # the message has the position, not the file
+        raise ConfigError(f"MONITOR_CONFIG={toml_path}: invalid TOML: {exc}") from None
+    except ValueError as exc:
         raise ConfigError(f"invalid settings: {exc}") from None

@@ -394,17 +394,17 @@ class Daemon:
             return report
         except OperationalError as exc:  # the database went away mid-poll: nothing of this
             # poll was recorded (one transaction), so its items are new again next time
-            log.error("poll not recorded feed=%s: %s", feed.name, one_line(exc))
+            log.error("poll not recorded", extra={"feed": feed.name, "error": one_line(exc)})
             return None
         except Exception:  # one feed's bug must not stop the others
-            log.exception("poll crashed feed=%s", feed.name)
+            log.exception("poll crashed", extra={"feed": feed.name})
             return None
         finally:
             try:
                 self.store.release_feed(feed_id, self.owner)
             except OperationalError as exc:  # raised here it was "Task exception was never
                 # retrieved"; the lease expires by itself (MONITOR_LEASE) and the feed is due
-                log.error("lease not released feed=%s: %s", feed.name, one_line(exc))
+                log.error("lease not released", extra={"feed": feed.name, "error": one_line(exc)})
 
     def trim_memory(self, report: PollReport | None = None) -> None:
         """Give freed memory back to the system after large bodies (see ``release_free_memory``):

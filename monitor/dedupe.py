@@ -2,7 +2,8 @@
 
 Identity answers "have we seen this item?": an item is known by its id (the guid scoped to its
 feed, or its canonical link; see ``parse.article_id``) and by its canonical URL, so the same URL
-carried by two feeds, or re-served with a new guid, is one article.
+carried by two feeds, or re-served with a new guid, is one article (a URL guid's fragment is
+kept: see ``_identity_url``).
 
 Story grouping answers "is this the same news?": the same wire story rewritten by several
 outlets shares most of the words of its title and lead. ``Article.fingerprint`` is a bottom-k
@@ -20,6 +21,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 
 from monitor.schema import Article
+from monitor.urls import guid_url
 
 NEAR_DUPLICATE_THRESHOLD = 0.35
 HASH_HEX = 8
@@ -28,10 +30,24 @@ HASH_HEX = 8
 def identity_keys(article: Article) -> list[str]:
     """Every key this article is known by; it is "seen" when any of them is."""
     keys = [f"id:{article.id}"]
-    if article.url:
-        digest = hashlib.blake2b(article.url.encode(), digest_size=10).hexdigest()
+    url = _identity_url(article)
+    if url:
+        digest = hashlib.blake2b(url.encode(), digest_size=10).hexdigest()
         keys.append(f"url:{digest}")
     return keys
+
+
+def _identity_url(article: Article) -> str | None:
+    """The URL an item is known by: its canonical link, fragment dropped, so that the same story
+    linked from two feeds (one with ``#comments``, say) is one article. An item whose guid is a
+    URL with a fragment is the exception: the fragment is what separates it from its siblings
+    (``.../live#u1``, ``.../live#u2``, updates of one live blog, share the page's link), so it is
+    known by the guid, fragment and all."""
+    if article.guid and "#" in article.guid:
+        as_url = guid_url(article.guid)
+        if as_url and "#" in as_url:
+            return as_url
+    return article.url
 
 
 def fingerprint_hashes(fingerprint: str) -> list[int]:

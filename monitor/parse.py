@@ -9,6 +9,7 @@ those two are half of its time), JSON Feed is read here, and every item is norma
 
 from __future__ import annotations
 
+import codecs
 import email.utils
 import hashlib
 import io
@@ -33,7 +34,7 @@ from feedparser.namespaces import mediarss
 
 from monitor.errors import ParseError
 from monitor.schema import Article, Media
-from monitor.urls import canonical_url
+from monitor.urls import canonical_url, guid_url
 
 #: The most bytes entity expansion may add to a document before it is refused as a bomb.
 ENTITY_EXPANSION_BUDGET = 256 * 1024
@@ -105,13 +106,16 @@ _ENTITY_DECL = re.compile(
 
 
 def screen_bytes(data: bytes) -> bytes:
-    """Make bytes safe for feedparser: UTF-16/32 to UTF-8, no DOCTYPE, entities bounded.
+    """Make bytes safe for feedparser: UTF-8 throughout, no DOCTYPE, entities bounded.
 
-    feedparser's fallback parser expands internal entities without limit (PITFALLS 1), so the
-    DOCTYPE is removed here and its entities are expanded by us, as escaped text, within
-    ``ENTITY_EXPANSION_BUDGET``. External entities are never resolved: their references vanish.
+    UTF-16/32 becomes UTF-8, and so does a UTF-8 document with stray Windows-1252 bytes (see
+    ``_repair_utf8``). feedparser's fallback parser expands internal entities without limit
+    (PITFALLS 1), so the DOCTYPE is removed here and its entities are expanded by us, as escaped
+    text, within ``ENTITY_EXPANSION_BUDGET``. External entities are never resolved: their
+    references vanish.
     """
-    data = _to_utf8_if_wide(data)
+    wide = _to_utf8_if_wide(data)
+    data = wide if wide is not data else _repair_utf8(data)
     head_end = data.find(b"<!DOCTYPE", 0, 65536)
     if head_end < 0:
         head_end = data.find(b"<!doctype", 0, 65536)
@@ -163,6 +167,75 @@ def _entity_values(subset: bytes) -> dict[bytes, bytes]:
     return values
 
 
+_DECLARED_ENCODING = re.compile(
+    rb"""^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*(["'])(?P<name>[\w.:-]+)\1"""
+)
+_UTF8_NAMES = frozenset({b"utf-8", b"utf8"})
+#: The UTF-8 check reads this much at a time, so that a large document is never copied whole.
+_UTF8_CHUNK = 1 << 20
+_CP1252_FALLBACK = "monitor-cp1252-bytes"
+
+
+def _repair_utf8(data: bytes) -> bytes:
+    """UTF-8 bytes for a document meant as UTF-8 that holds stray Windows-1252 bytes.
+
+    Feeds declared UTF-8 (or undeclared, which means UTF-8) are often mostly UTF-8 with a few
+    bytes pasted from Windows-1252 (``\x92`` for a curly apostrophe), or wholly Windows-1252 or
+    Latin-1. feedparser decodes a document with one codec or another: one invalid byte sends it
+    on to ``iso-8859-2``, which turns every valid character into mojibake (``SĂŠoul``). Here
+    each invalid byte alone is read as Windows-1252 and the valid UTF-8 is kept; Latin-1 reads
+    the same way (its printable bytes are Windows-1252's). A document that declares another
+    encoding is left to feedparser.
+    """
+    if data.isascii():
+        return data
+    declared = _DECLARED_ENCODING.match(data[:1024])
+    if declared and declared.group("name").lower() not in _UTF8_NAMES:
+        return data
+    if _is_utf8(data):
+        return data
+    # a chunk at a time, like the check: a whole decoded copy of a large document would be
+    # 1-4 times its size again
+    decoder = codecs.getincrementaldecoder("utf-8")(_CP1252_FALLBACK)
+    view = memoryview(data)
+    out = io.BytesIO()
+    for start in range(0, len(data), _UTF8_CHUNK):
+        end = start + _UTF8_CHUNK
+        out.write(decoder.decode(view[start:end], final=end >= len(data)).encode("utf-8"))
+    return out.getvalue()
+
+
+def _is_utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8, checked a chunk at a time (no copy of the whole)."""
+    view = memoryview(data)
+    start = 0
+    try:
+        while start < len(data):
+            # final=False: a character cut by the chunk's end is read again with the next one
+            _, used = codecs.utf_8_decode(view[start : start + _UTF8_CHUNK], "strict", False)
+            if not used:  # only an incomplete character is left: the document ends inside it
+                return False
+            start += used
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _cp1252_byte(error: UnicodeError) -> tuple[str, int]:
+    """The codec error handler of ``_repair_utf8``: the first invalid byte as Windows-1252.
+
+    One byte at a time: the bytes after it are tried as UTF-8 again. The five bytes that
+    Windows-1252 leaves undefined become U+FFFD.
+    """
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    byte = error.object[error.start : error.start + 1]
+    return byte.decode("cp1252", "replace"), error.start + 1
+
+
+codecs.register_error(_CP1252_FALLBACK, _cp1252_byte)
+
+
 def _to_utf8_if_wide(data: bytes) -> bytes:
     """Transcode UTF-16/32 (with or without BOM) to UTF-8 so that screening sees the markup."""
     encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), None)
@@ -190,7 +263,9 @@ def _install_media_caption_handlers() -> None:
 
     feedparser maps ``media:description`` onto the item description and ``media:title`` onto the
     item title, so a photo caption can replace a story's summary. These handlers record them on
-    the media element they describe instead (or on the item, when outside any media element).
+    the media element they describe instead: a ``media:content``, else the ``media:group`` around
+    it (whose caption and credit hold for every content of the group without its own), else the
+    item.
     """
 
     def start_media_content(self: Any, attrs: dict[str, str]) -> None:
@@ -200,6 +275,18 @@ def _install_media_caption_handlers() -> None:
 
     def end_media_content(self: Any) -> None:
         self.wm_media_target = None
+
+    def start_media_group(self: Any, attrs: dict[str, str]) -> None:
+        self.wm_media_group = {}
+        self.wm_media_group_start = len(self._get_context().get("media_content", []))
+
+    def end_media_group(self: Any) -> None:
+        group = getattr(self, "wm_media_group", None) or {}
+        contents = self._get_context().get("media_content", [])
+        for content in contents[getattr(self, "wm_media_group_start", 0) :]:
+            for key, value in group.items():
+                content.setdefault(key, value)
+        self.wm_media_group = None
 
     def start_text(self: Any, attrs: dict[str, str]) -> None:
         self.push("wm_media_text", 1)
@@ -211,6 +298,8 @@ def _install_media_caption_handlers() -> None:
                 return
             target = getattr(self, "wm_media_target", None)
             if target is None:
+                target = getattr(self, "wm_media_group", None)
+            if target is None:
                 target = self._get_context().setdefault("wm_media_item", {})
             target.setdefault(key, value.strip())
 
@@ -219,6 +308,8 @@ def _install_media_caption_handlers() -> None:
     ns = mediarss.Namespace
     ns._start_media_content = start_media_content
     ns._end_media_content = end_media_content
+    ns._start_media_group = start_media_group
+    ns._end_media_group = end_media_group
     ns._start_media_description = start_text
     ns._end_media_description = end_text("caption")
     ns._start_media_title = start_text
@@ -266,6 +357,7 @@ _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body
 
 
 def _parse_xml_feed(data: bytes, *, feed_url: str, feed_name: str, now: datetime) -> ParsedFeed:
+    data = _escape_bare_ampersands(data)
     try:
         parsed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
     except Exception as exc:  # PITFALLS 2: feedparser raises on some inputs instead of bozo
@@ -312,6 +404,36 @@ def _parse_xml_feed(data: bytes, *, feed_url: str, feed_name: str, now: datetime
     )
 
 
+_BARE_AMPERSAND = re.compile(rb"&(?!#[0-9]+;|#[xX][0-9a-fA-F]+;|[A-Za-z_:][\w.:-]*;)")
+_CDATA_START = b"<![CDATA["
+_CDATA_END = b"]]>"
+
+
+def _escape_bare_ampersands(data: bytes) -> bytes:
+    """``&`` that starts no reference becomes ``&amp;``, outside CDATA sections.
+
+    ``AT&T`` or ``R&D`` in a title is the commonest way a feed is not well-formed. expat then
+    refuses the document and feedparser's loose parser reads ``&T`` as an entity reference it
+    does not know, and writes it back as ``&T;``: the title said ``AT&T;``. Escaped, the
+    ampersand is text, and the document is often well-formed again. CDATA is left alone: an
+    ampersand there is already text (``?a=1&b=2`` in a link).
+    """
+    if _BARE_AMPERSAND.search(data) is None:
+        return data
+    out = io.BytesIO()
+    done = 0
+    while done < len(data):
+        start = data.find(_CDATA_START, done)
+        if start < 0:
+            start = len(data)
+        out.write(_BARE_AMPERSAND.sub(b"&amp;", data[done:start]))
+        end = data.find(_CDATA_END, start)
+        end = len(data) if end < 0 else end + len(_CDATA_END)
+        out.write(data[start:end])
+        done = end
+    return out.getvalue()
+
+
 def _cut_warning(items: Iterable[Iterable[Any]]) -> list[str]:
     """A warning when items have text fields longer than ``MAX_FIELD_CHARS`` (they are cut)."""
     cut = sum(
@@ -342,10 +464,14 @@ def _article_from_entry(
 ) -> Article | None:
     item_base = _detail(entry, "title_detail").get("base") or base
     link = _entry_link(entry)
-    url = canonical_url(link, item_base) if link else None
     guid = (entry.get("id") or "").strip() or None
-    if url is None and guid and entry.get("guidislink"):
-        url = canonical_url(guid, item_base)
+    if guid and guid_url(guid) is None and link.strip() == guid:
+        # RSS says a guid is a permalink unless isPermaLink="false", so feedparser copies it
+        # into a missing link; but "enc-1" or "12345" is no link (it made .../enc-1 up)
+        link = ""
+    url = canonical_url(link, item_base) if link else None
+    if url is None and guid and entry.get("guidislink") and guid_url(guid):
+        url = canonical_url(guid)
     title = _text_of(entry.get("title", ""), _detail(entry, "title_detail").get("type"))
     content_html = _content_value(entry)
     summary_html = entry.get("summary", "") or ""
@@ -457,13 +583,19 @@ def _entry_date(entry: Mapping[str, Any], key: str, now: datetime) -> datetime |
         return None
     if _ISO_LIKE.match(raw):  # feedparser rolls 2024-02-30 into March (PITFALLS 4): ours only
         return parse_date(raw, now)
-    return parse_date(raw, now) or _struct_date(entry, key, now)
+    return parse_date(raw, now) or _struct_date(entry, key, raw, now)
 
 
 _ISO_LIKE = re.compile(r"^\s*[+-]?\d{4,}-")
+_SHORT_NUMBER = re.compile(r"(?<!\d)\d{1,4}(?!\d)")
 
 
-def _struct_date(entry: Mapping[str, Any], key: str, now: datetime) -> datetime | None:
+def _struct_date(entry: Mapping[str, Any], key: str, raw: str, now: datetime) -> datetime | None:
+    """feedparser's reading (Korean and Greek forms, say), if the raw text holds its date.
+
+    feedparser too fills in what a string lacks: ``2026`` becomes 1 January, ``10:30`` today
+    by the wall clock. Its reading counts only when its year and day are written in the text.
+    """
     parsed = dict.get(entry, f"{key}_parsed")  # type: ignore[call-overload]
     if not parsed:
         return None
@@ -471,6 +603,9 @@ def _struct_date(entry: Mapping[str, Any], key: str, now: datetime) -> datetime 
         year, month, day, hour, minute, second = parsed[:6]
         value = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except (ValueError, TypeError, OverflowError):
+        return None
+    numbers = {int(n) for n in _SHORT_NUMBER.findall(raw)}
+    if year not in numbers or day not in numbers:
         return None
     return _plausible(value, now)
 
@@ -526,7 +661,7 @@ def _parse_json_feed(data: bytes, *, feed_url: str, feed_name: str, now: datetim
     fields = ("title", "summary", "content_html", "content_text")
     return ParsedFeed(
         articles=articles,
-        title=_plain(_str(document.get("title"))),
+        title=_text_of(_str(document.get("title")), None),
         link=home,
         language=language,
         format="json" + version.rsplit("/", 1)[-1].replace(".", ""),
@@ -552,8 +687,9 @@ def _article_from_json_item(
         content = html_to_text(_str(item.get("content_html")))
     else:
         content = _plain(_str(item.get("content_text")))
-    summary = _plain(_str(item.get("summary")))
-    title = _plain(_str(item.get("title")))
+    # the same reading as RSS titles: feeds write "Kim&#8217;s &amp; <b>drones</b>" in JSON too
+    summary = _text_of(_str(item.get("summary")), None)
+    title = _text_of(_str(item.get("title")), None)
     if not (title or summary or content or url):
         return None
     media: list[Media] = []
@@ -570,7 +706,7 @@ def _article_from_json_item(
                     url=link,
                     type=mime,
                     medium=_medium(mime),
-                    caption=_str(attachment.get("title")) or None,
+                    caption=_text_of(_str(attachment.get("title")), None) or None,
                 )
             )
     tags = item.get("tags")
@@ -668,10 +804,11 @@ def article_id(
     re-stamps an unchanged item would make it new again, and it would alert twice.
 
     A guid that is a URL and a plain link are global, so the same story linked from two feeds
-    has one id; an opaque guid like "1234" only means something within its own feed.
+    has one id; an opaque guid like "1234" only means something within its own feed. A guid
+    keeps its fragment (``.../live#u2`` is one update of a live blog), a link does not.
     """
     if guid:
-        as_url = canonical_url(guid) if guid.startswith(("http://", "https://")) else None
+        as_url = guid_url(guid)
         key = f"url\n{as_url}" if as_url else f"guid\n{feed_url}\n{guid}"
     elif url:
         key = f"url\n{url}"
@@ -709,6 +846,9 @@ _BLOCK_TAGS = _word_set(
     "header hr li main nav ol p pre section table tbody thead tfoot tr ul"
 )
 _DROPPED_TAGS = _word_set("script style noscript template head title iframe object embed svg math")
+#: Table cells sit side by side with no space between them in the markup: ``a`` and ``b`` of
+#: ``<td>a</td><td>b</td>`` are two words, not ``ab``.
+_CELL_TAGS = _word_set("td th")
 _HTML_PARSER = lxml.html.HTMLParser()
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _LINE_BREAKS = re.compile(r"\s*\n\s*")
@@ -731,14 +871,22 @@ def html_to_text(html: str) -> str:
     if root is None:
         return _strip_tags(html)
     parts: list[str] = []
-    walker = lxml.etree.iterwalk(root, events=("start", "end"))
+    # comments and processing instructions are only reported when asked for, and the text
+    # after one (``lead<!--more-->rest``) is its tail: without these events it was lost
+    walker = lxml.etree.iterwalk(root, events=("start", "end", "comment", "pi"))
     for event, element in walker:
+        if event in {"comment", "pi"}:
+            if element.tail:
+                parts.append(element.tail.replace("\n", " "))
+            continue
         tag = element.tag if isinstance(element.tag, str) else ""
         if event == "start":
             if tag in _BLOCK_TAGS:
                 parts.append("\n")
+            elif tag in _CELL_TAGS:
+                parts.append(" ")
             if not tag or tag in _DROPPED_TAGS:
-                walker.skip_subtree()  # comments and processing instructions have no text
+                walker.skip_subtree()
             elif element.text:
                 parts.append(element.text.replace("\n", " "))
         else:
@@ -831,6 +979,17 @@ _ZONE_OFFSETS = {
     "EDT": "-0400", "CDT": "-0500", "MST": "-0700", "MDT": "-0600", "PST": "-0800", "PDT": "-0700",
 }  # fmt: skip
 _TRAILING_ZONE = re.compile(r"\b([A-Z]{1,4})\s*$")
+#: ``GMT+1``, ``UTC+01:00``, ``GMT+0100``, and ``+01:00`` after a time: offsets that
+#: email.utils ignores (the colon) or dateutil reads the POSIX way (``GMT+1`` as UTC-1).
+_TRAILING_OFFSET = re.compile(
+    r"(?:\s*\b(?:GMT|UTC|UT)\s*(?P<sign>[+-])(?P<hours>\d{1,2})(?::?(?P<minutes>\d\d))?"
+    r"|(?<=\d)\s*(?P<sign2>[+-])(?P<hours2>\d\d):(?P<minutes2>\d\d))\s*$"
+)
+_ENGLISH_MONTH = re.compile(r"(?i)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*")
+_DATE_FILLERS = re.compile(r"(?i)\b(?:um|à|alle|ore|le|de|del|h|uhr)\b")
+#: Two defaults for dateutil that differ in year, month and day: a date read from the text
+#: itself comes out the same against both.
+_PROBE_DEFAULTS = (datetime(2000, 1, 1), datetime(2001, 2, 2))
 #: A publication date later than this past ``now`` is a wrong clock or a lie, not a date.
 FUTURE_TOLERANCE = timedelta(days=1)
 EARLIEST_YEAR = 1990
@@ -840,8 +999,10 @@ def parse_date(raw: str | None, now: datetime) -> datetime | None:
     """A timezone-aware UTC datetime from the date strings feeds write, or None.
 
     RFC 822 and ISO 8601 (fractional seconds kept) first; then month and day names in Italian,
-    German, French and Spanish, zone abbreviations and other common forms. Implausible dates
-    (before 1990, more than a day in the future, 0000-00-00) are None, never an exception.
+    German, French and Spanish (abbreviated with a dot too), zone abbreviations and numeric
+    offsets in any spelling, and other common forms. A string without a day, a month and a year
+    (``10:30``, ``Nov 24``, ``2026``) is None: nothing is filled in from the clock. Implausible
+    dates (before 1990, more than a day in the future, 0000-00-00) are None, never an exception.
     """
     if not raw or not raw.strip():
         return None
@@ -867,19 +1028,55 @@ def _rfc822_date(text: str) -> datetime | None:
 
 
 def _lenient_date(text: str) -> datetime | None:
-    def english(match: re.Match[str]) -> str:
-        word = match.group(0).rstrip(".").lower()
-        return (
-            _FOREIGN_NAMES.get(word, match.group(0)) if word in _FOREIGN_NAMES else match.group(0)
-        )
+    """dateutil on the text in English, only when the text itself gives day, month and year.
 
-    translated = _WORD_IN_DATE.sub(english, _with_numeric_zone(text)).replace(",", " ")
-    translated = re.sub(r"(\d)\.(?=\s)", r"\1", translated)  # German "24. Nov"
-    translated = re.sub(r"\b(um|à|alle|ore|le|de|del|h)\b", " ", translated)
-    return dateutil_parser.parse(translated, dayfirst=True, fuzzy=False)
+    dateutil takes what the text lacks from its default, the wall clock unless told otherwise
+    (``10:30`` became today, ``2026`` today's day and month in 2026): parsed against two
+    defaults that differ in every date field, a complete date comes out the same both times.
+    """
+    english = _in_english(_with_numeric_zone(text))
+    first, second = (
+        dateutil_parser.parse(english, dayfirst=True, default=default)
+        for default in _PROBE_DEFAULTS
+    )
+    return first if first.date() == second.date() else None
+
+
+def _in_english(text: str) -> str:
+    """Month names in English, weekday names and filler words (``um``, ``Uhr``) dropped.
+
+    Abbreviations may end in a dot (``nov.``, ``Dez.``). When several words read as months, all
+    but the last are weekdays: French and Italian ``mar.`` (Tuesday) is English ``Mar``.
+    """
+    words = list(_WORD_IN_DATE.finditer(text))
+    english = [_english_word(w.group(0)) for w in words]
+    months = [i for i, word in enumerate(english) if _ENGLISH_MONTH.fullmatch(word)]
+    for i in months[:-1]:
+        english[i] = ""
+    pieces = []
+    done = 0
+    for word, replacement in zip(words, english, strict=True):
+        pieces += [text[done : word.start()], replacement]
+        done = word.end()
+    pieces.append(text[done:])
+    translated = "".join(pieces).replace(",", " ")
+    translated = re.sub(r"(\d)\.(?=\s|$)", r"\1", translated)  # German "24. Nov"
+    return _DATE_FILLERS.sub(" ", translated)
+
+
+def _english_word(word: str) -> str:
+    bare = word.rstrip(".")
+    return _FOREIGN_NAMES.get(bare.lower(), bare)
 
 
 def _with_numeric_zone(text: str) -> str:
+    """A trailing zone as ``±HHMM``, which email.utils and dateutil both read as meant."""
+    offset = _TRAILING_OFFSET.search(text)
+    if offset:
+        sign = offset.group("sign") or offset.group("sign2")
+        hours = offset.group("hours") or offset.group("hours2")
+        minutes = offset.group("minutes") or offset.group("minutes2") or "00"
+        return f"{text[: offset.start()]} {sign}{int(hours):02d}{minutes}"
     match = _TRAILING_ZONE.search(text)
     if match and match.group(1) in _ZONE_OFFSETS:
         return text[: match.start()] + _ZONE_OFFSETS[match.group(1)]
@@ -900,8 +1097,11 @@ _AGENCIES = _word_set(
     "ap afp reuters dpa ansa efe yonhap kcna xinhua kyodo tass ria interfax upi bloomberg "
     "anadolu bernama pti ians ani apa sda ats kna cna epa jiji nhk rtrs apn"
 )
+_PLACE_WORDS = r"[A-Z][^\W\d_]*\.?(?:[ \-'][A-Z][^\W\d_]*\.?){0,3}"
 _DATELINE = re.compile(
-    r"^(?P<place>[A-Z][^\W\d_]*\.?(?:[ \-'][A-Z][^\W\d_]*\.?){0,3})"
+    rf"^(?P<place>{_PLACE_WORDS})"
+    # AP style names the state or country after the city: "KYIV, Ukraine (AP) —"
+    rf"(?:,\s*(?P<region>{_PLACE_WORDS})(?![\w.]*\s+\d))?"
     r"(?:,\s*(?P<date>[^\W\d_]{3,9}\.?\s+\d{1,2}|\d{1,2}\.?\s+[^\W\d_]{3,9}\.?))?"
     r"(?:\s*\((?P<paren>[^()\n]{2,40})\))?"
     r"\s*(?:--|[-\u2013\u2014\u2012])\s+"
@@ -912,8 +1112,9 @@ def find_dateline(text: str) -> str | None:
     """The place of a wire-style dateline at the start of the text, if there is one.
 
     "SEOUL, Nov 24 (Reuters) - ..." -> "SEOUL"; "WASHINGTON (AP) -- ..." -> "WASHINGTON";
-    "Pyongyang (North Korea) - ..." -> "Pyongyang (North Korea)". A plain "Breaking - ..."
-    is not a dateline: the place must be in capitals, or followed by a date or a parenthesis.
+    "KYIV, Ukraine (AP) — ..." -> "KYIV, Ukraine"; "Pyongyang (North Korea) - ..." ->
+    "Pyongyang (North Korea)". A plain "Breaking - ..." is not a dateline: the place must be in
+    capitals, or followed by a date or a parenthesis.
     """
     match = _DATELINE.match(text[:200])
     if match is None:
@@ -921,6 +1122,8 @@ def find_dateline(text: str) -> str | None:
     place, date, paren = match.group("place"), match.group("date"), match.group("paren")
     if not (place.isupper() or date or paren):
         return None
+    if match.group("region"):
+        place = f"{place}, {match.group('region')}"
     if paren and paren.strip().lower() not in _AGENCIES and not date:
         return f"{place} ({paren.strip()})"
     return place

@@ -386,7 +386,7 @@ def _health(
         values["silence_alerted"] = True
     if event is None:
         return {}
-    log.warning("feed health feed=%s event=%s", feed.name, event)
+    log.warning("feed health", extra={"feed": feed.name, "event": event})
     channels = ctx.notice_channels()
     return {**values, "notice": health_notice(event, facts, channels), "now": now}
 

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -75,6 +83,15 @@ Duration = Annotated[
 ByteSize = Annotated[int, BeforeValidator(parse_byte_size)]
 
 
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+#: A moment, never a wall-clock reading: a naive datetime is refused (whose clock would it be
+#: on?), an aware one is kept in UTC, so that every stored and compared time is alike.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+
 class Severity(IntEnum):
     """Ordered so that ``severity >= bypass_severity`` reads as it should."""
 
@@ -120,9 +137,9 @@ class Article(BaseModel):
     content: str = Field(default="", description="empty when the feed gives only a summary")
     authors: list[str] = Field(default_factory=list)
     categories: list[str] = Field(default_factory=list)
-    published: datetime | None = None
-    updated: datetime | None = None
-    fetched_at: datetime
+    published: UtcDatetime | None = None
+    updated: UtcDatetime | None = None
+    fetched_at: UtcDatetime
     language: str | None = None
     dateline: str | None = None
     media: list[Media] = Field(default_factory=list)

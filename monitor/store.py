@@ -3,7 +3,8 @@
 What it keeps, and why:
 
 - ``feeds``: per-feed state that must survive restarts: validators, last status and error,
-  consecutive failures, next poll, the adaptive interval, a lease for scale-out.
+  consecutive failures, next poll, the adaptive interval, a lease for scale-out. Leases (and
+  delivery claims) run by the database's clock on PostgreSQL (see ``Store.lease_clock``).
 - ``seen``: every identity key of every item, with the last time it was in its feed. A key is
   forgotten only ``retention`` after the item left the feed (a tombstone), so an old item that
   reappears is never new again; an item still in the feed is never forgotten, however long the
@@ -40,6 +41,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     Connection,
     Dialect,
     Engine,
@@ -562,6 +564,16 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def lease_clock(self, now: datetime) -> ColumnElement[datetime] | datetime:
+        """What leases and delivery claims are set from and expire by.
+
+        On PostgreSQL the database's own clock (``now()``): the processes sharing it run on
+        several machines, and by their own clocks a process whose clock runs ahead would take
+        over a lease another still holds, and both would poll the feed (or send the alert).
+        SQLite has one process, whose clock (``now``, which tests may set) is the only one.
+        """
+        return func.now() if self.dialect == "postgresql" else now
+
     # -- schema ----------------------------------------------------------------------------
 
     def migrate(self) -> int:
@@ -679,13 +691,15 @@ class Store:
     ) -> list[FeedState]:
         """Lease the enabled feeds that are due to this process (``FOR UPDATE SKIP LOCKED``).
 
-        A lease expires on its own, so a crashed process's feeds are taken over by the others.
+        A lease expires on its own (by ``lease_clock``), so a crashed process's feeds are taken
+        over by the others.
         """
+        clock = self.lease_clock(now)
         due = and_(
             feeds.c.enabled.is_(True),
             feeds.c.disabled_reason.is_(None),
             or_(feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= now),
-            or_(feeds.c.lease_expires_at.is_(None), feeds.c.lease_expires_at <= now),
+            or_(feeds.c.lease_expires_at.is_(None), feeds.c.lease_expires_at <= clock),
         )
         query = select(feeds.c.id).where(due).order_by(feeds.c.next_poll_at).limit(limit)
         if self.dialect == "postgresql":
@@ -697,7 +711,7 @@ class Store:
             conn.execute(
                 update(feeds)
                 .where(feeds.c.id.in_(ids))
-                .values(lease_owner=owner, lease_expires_at=now + lease)
+                .values(lease_owner=owner, lease_expires_at=clock + lease)
             )
             rows = conn.execute(select(feeds).where(feeds.c.id.in_(ids))).all()
         return [FeedState(**row._asdict()) for row in rows]
@@ -984,10 +998,11 @@ class Store:
         A claim that is never settled (the process died) expires, and the delivery is tried
         again: a channel may then get an alert once more than it accepted, never less.
         """
+        clock = self.lease_clock(now)
         due = and_(
             deliveries.c.state == "pending",
             deliveries.c.next_attempt_at <= now,
-            or_(deliveries.c.claimed_until.is_(None), deliveries.c.claimed_until <= now),
+            or_(deliveries.c.claimed_until.is_(None), deliveries.c.claimed_until <= clock),
             alerts.c.planned_at.is_not(None),
         )
         if exclude_channels:
@@ -1008,7 +1023,7 @@ class Store:
             conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id.in_(ids))
-                .values(claimed_by=owner, claimed_until=now + claim_for)
+                .values(claimed_by=owner, claimed_until=clock + claim_for)
             )
             rows = conn.execute(
                 select(

@@ -48,7 +48,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from monitor.config import MASK, Settings, mask_url_password
+from monitor.config import Masker, Settings
 from monitor.errors import ConfigError
 from monitor.store import FeedState, PollMark, Store
 
@@ -388,19 +388,6 @@ class FeedRow:
     items: str
     error: str
     strip: list[tuple[int, str, str]]  # (x, colour, title)
-
-
-class Masker:
-    """Removes secrets from text shown to a person."""
-
-    def __init__(self, secrets: Sequence[str]) -> None:
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-    def __call__(self, text: object) -> str:
-        value = mask_url_password("" if text is None else str(text))
-        for secret in self.secrets:
-            value = value.replace(secret, MASK)
-        return value
 
 
 def ago(when: datetime | None, now: datetime) -> str:

@@ -54,3 +54,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     opened = Store.open(url)
     yield opened
     opened.close()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--regen-golden",
+        action="store_true",
+        help="rewrite tests/fixtures/expected/*.jsonl from what the parser gives now; review "
+        "every changed line by eye (mojibake, wrong dates) before committing them",
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import os
 import random
 import re
@@ -971,7 +972,10 @@ def test_health_decisions() -> None:
     assert not silence_due(last_new_item_at=None, silence_after=day, silence_alerted=False, now=NOW)
 
 
-async def test_failing_feed_alerts_ops_once_and_once_on_recovery(tmp_path: Path) -> None:
+async def test_failing_feed_alerts_ops_once_and_once_on_recovery(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="monitor.pipeline")
     rules = write_rules(tmp_path)
     store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
     ops = FakeChannel("ops", frozenset({"ops"}))
@@ -994,6 +998,8 @@ async def test_failing_feed_alerts_ops_once_and_once_on_recovery(tmp_path: Path)
     await dispatcher.deliver_due(NOW + timedelta(minutes=8))
     kinds = [m.alerts[0].notice["kind"] for m in ops.messages]
     assert kinds == ["failure", "recovery"]
+    logged = [(r.feed, r.event) for r in caplog.records if r.getMessage() == "feed health"]
+    assert logged == [("flaky", "failure"), ("flaky", "recovery")]  # fields, not message words
     assert ops.messages[0].title() == "HIGH: Feed flaky is failing (3 failures in a row)"
     assert "HTTP 500" in Renderer().body(ops.messages[0], "text")
     for fmt in ("text", "markdown", "html"):  # a recovery has no error to show

@@ -42,7 +42,11 @@ def test_parse_file_prints_json_lines() -> None:
 def test_parse_stdin() -> None:
     result = run_monitor("parse", "-", stdin=(FIXTURES / "jsonfeed11.json").read_bytes())
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["title"] == "김정은, 무인기 시험 참관"
+    lines = result.stdout.splitlines()
+    assert [json.loads(line)["title"] for line in lines] == [
+        "김정은, 무인기 시험 참관",
+        "Kim’s & drones",
+    ]
 
 
 @pytest.mark.parametrize(

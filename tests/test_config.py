@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import MASK, load_settings
+from monitor.config import MASK, Settings, load_settings
 from monitor.errors import ConfigError
 
 
@@ -60,6 +60,18 @@ def test_missing_toml_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
         load_settings()
 
 
+def test_malformed_toml_file_is_an_error_naming_the_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "monitor.toml"
+    path.write_text('default_interval = "90s"\nlog_format json\n')
+    monkeypatch.setenv("MONITOR_CONFIG", str(path))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(f"MONITOR_CONFIG={path}: invalid TOML: ")
+    assert "line 2" in str(caught.value)
+
+
 def test_bad_value_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONITOR_FETCH_TIMEOUT", "soon")
     with pytest.raises(ConfigError, match=r"MONITOR_FETCH_TIMEOUT: .*invalid duration 'soon'"):
@@ -93,3 +105,13 @@ def test_the_fetch_memory_budget_must_hold_the_largest_feed(
     monkeypatch.setenv("MONITOR_FETCH_MEMORY_BUDGET", "lots")
     with pytest.raises(ConfigError, match="MONITOR_FETCH_MEMORY_BUDGET"):
         load_settings()
+
+
+def test_readme_lists_every_setting() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    missing = [
+        f"MONITOR_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`MONITOR_{name.upper()}`" not in readme
+    ]
+    assert not missing, f"settings missing from README.md: {missing}"

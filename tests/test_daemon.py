@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from monitor import __version__
@@ -67,6 +68,14 @@ def workspace(tmp_path: Path, feeds: list[str]) -> dict[str, str]:
         MONITOR_HTTP_LISTEN="",
     )
     return env
+
+
+def healthy(base: str) -> bool:
+    """Whether the daemon at ``base`` (its HTTP listener) answers /healthz with 200 now."""
+    try:
+        return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def use_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:

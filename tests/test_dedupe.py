@@ -147,6 +147,20 @@ def test_same_url_in_two_feeds_shares_a_key() -> None:
     assert set(identity_keys(a)) & set(identity_keys(b))
 
 
+def test_a_link_fragment_is_still_one_url() -> None:
+    a = article(id="a1", url="https://news.example/story")
+    b = article(id="b7", guid="b-7", url="https://news.example/story")  # was ...story#comments
+    assert set(identity_keys(a)) & set(identity_keys(b))
+
+
+def test_live_blog_updates_named_by_guid_fragments_are_not_one_url() -> None:
+    page = "https://news.example/live"
+    u1 = article(id="u1", guid=f"{page}#u1", url=page)
+    u2 = article(id="u2", guid=f"{page}#u2", url=page)
+    assert set(identity_keys(u1)).isdisjoint(identity_keys(u2))
+    assert len(unique_by_identity([u1, u2])) == 2
+
+
 def test_duplicate_guids_within_one_document_count_once() -> None:
     items = [article(id="same", title="first"), article(id="same", title="again")]
     assert [a.title for a, _ in unique_by_identity(items)] == ["first"]

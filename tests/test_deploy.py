@@ -4,6 +4,7 @@ the properties the operator relies on (non-root, probes, replicas, secrets kept 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -13,8 +14,11 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from monitor.config import Settings
+from monitor.errors import ConfigError
+from monitor.web import parse_listen
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 UNIT = DEPLOY / "systemd" / "wire-monitor.service"
@@ -39,20 +43,83 @@ def test_every_yaml_file_parses() -> None:
         assert documents(path), f"{path.name}: empty"
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "docker-compose.yml",
-        "Dockerfile",
-        "systemd/wire-monitor.service",
-        "kubernetes/deployment.yaml",
-        "kubernetes/secret.yaml",
-    ],
-)
-def test_only_existing_settings_are_referenced(path: str) -> None:
-    names = set(re.findall(r"\bMONITOR_[A-Z_]+\b", (DEPLOY / path).read_text()))
-    assert names, f"{path} sets no MONITOR_* setting"
+#: Every file of deploy/, whatever tool reads it.
+FILES = sorted(str(p.relative_to(DEPLOY)) for p in DEPLOY.rglob("*") if p.is_file())
+_NAME = r"\bMONITOR_[A-Z_]+\b"
+#: compose interpolation (``${POSTGRES_PASSWORD}``, ``${X:?message}``): the operator's value
+_INTERPOLATION = re.compile(r"\$\{[^}]*\}")
+
+
+def without_comments(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+
+def _collect(node: Any, found: dict[str, str]) -> None:
+    """MONITOR_* values in YAML: mapping keys (compose ``environment:``, a Secret's
+    ``stringData``), ``{name: ..., value: ...}`` (a container's ``env``), ``NAME=value`` items."""
+    if isinstance(node, dict):
+        if re.fullmatch(_NAME, str(node.get("name", ""))) and "value" in node:
+            found[node["name"]] = str(node["value"])
+        for key, value in node.items():
+            if re.fullmatch(_NAME, str(key)) and not isinstance(value, dict | list):
+                found[key] = str(value)
+            else:
+                _collect(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, str) and re.match(rf"{_NAME}=", item):
+                name, value = item.split("=", 1)
+                found[name] = value
+            else:
+                _collect(item, found)
+
+
+def settings_set_by(path: Path) -> dict[str, str]:
+    """The MONITOR_* settings a deploy file gives a value, as the daemon would see them."""
+    found: dict[str, str] = {}
+    if path.suffix in (".yaml", ".yml"):
+        for document in documents(path):
+            _collect(document, found)
+    else:  # Dockerfile ENV, systemd Environment=, env files: NAME=value words
+        text = without_comments(path.read_text())
+        found = {k: v.strip("'\"") for k, v in re.findall(rf"({_NAME})=(\S+)", text)}
+    return {name: _INTERPOLATION.sub("operator-value", v) for name, v in found.items()}
+
+
+def validated(values: dict[str, str]) -> Settings:
+    """The values as ``Settings`` (every check of monitor/config.py) from them alone."""
+    fields = {k.removeprefix("MONITOR_").lower(): v for k, v in values.items()}
+    fields.pop("config", None)  # a path to monitor.toml, not a setting itself
+    settings = Settings(_env_file=None, **fields)  # type: ignore[call-arg]
+    parse_listen(settings.http_listen)  # host:port, or empty
+    return settings
+
+
+@pytest.mark.parametrize("path", FILES)
+def test_settings_in_deploy_files_exist_and_are_valid(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("MONITOR_")]:
+        monkeypatch.delenv(name)  # the file's values alone
+    text = (DEPLOY / path).read_text()
+    names = set(re.findall(_NAME, text))
     assert names <= KNOWN, f"{path}: not settings of monitor/config.py: {sorted(names - KNOWN)}"
+    values = settings_set_by(DEPLOY / path)
+    # every setting the file uses (not only mentions in a comment) has a value checked here
+    assert set(values) == set(re.findall(_NAME, without_comments(text))), path
+    validated(values)
+
+
+def test_deploy_files_set_settings_and_bad_values_are_caught(tmp_path: Path) -> None:
+    setting = [path for path in FILES if settings_set_by(DEPLOY / path)]
+    assert len(setting) >= 5, setting  # compose, Dockerfile, systemd, Deployment, Secret
+    bad = tmp_path / "monitor.service"
+    bad.write_text("[Service]\nEnvironment=MONITOR_LEASE=5s MONITOR_FETCH_TIMEOUT=30s\n")
+    with pytest.raises(ValidationError, match="MONITOR_LEASE"):
+        validated(settings_set_by(bad))
+    bad.write_text("[Service]\nEnvironment=MONITOR_HTTP_LISTEN=8600\n")
+    with pytest.raises(ConfigError, match="host:port"):
+        validated(settings_set_by(bad))
 
 
 def test_systemd_unit_verifies(tmp_path: Path) -> None:

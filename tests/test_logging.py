@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,10 +19,11 @@ import psycopg
 import pytest
 
 from monitor.cli import LOG_BACKLOG, LogFormatter, configure_logging
-from monitor.config import MASK, Settings
+from monitor.config import MASK, Masker, Settings
 from tests.feedserver import FeedServer, Route
 from tests.pg import free_port
-from tests.test_daemon import monitor, rss, workspace
+from tests.receivers import Webhook, wait_for
+from tests.test_daemon import healthy, monitor, rss, workspace
 
 APPRISE_TOKEN = "apprtok7Q2wX9zL"
 TELEGRAM_TOKEN = "123456789:AAbbCCddEEffGGhh"
@@ -29,6 +31,14 @@ DB_PASSWORD = "dbpassW0rd42"
 HTTP_TOKEN = "httptokZ8k3M1"
 SECRETS = [APPRISE_TOKEN, TELEGRAM_TOKEN, DB_PASSWORD, HTTP_TOKEN]
 APPRISE_URLS = f"json://127.0.0.1:9/hook?token={APPRISE_TOKEN}, tgram://{TELEGRAM_TOKEN}/12345"
+#: Secrets of the end-to-end run, whose channels are all on 127.0.0.1 (nothing else is sent to):
+#: a token in a query, a password and a token in a path, a database password in a query.
+HOOK_PASSWORD = "hookpassQ4r8"
+PATH_TOKEN = "pathtokN6v2J"
+SSL_PASSWORD = "sslpassT5y7U"
+E2E_SECRETS = [APPRISE_TOKEN, HOOK_PASSWORD, PATH_TOKEN, DB_PASSWORD, SSL_PASSWORD, HTTP_TOKEN]
+#: A text log line starts with its time stamp; anything else is a line that was split.
+TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 [A-Z]+ ")
 
 
 def record(message: str, **extra: object) -> logging.LogRecord:
@@ -61,6 +71,32 @@ def test_json_lines_carry_the_keys_as_fields() -> None:
         failing.exc_info = sys.exc_info()
     data = json.loads(LogFormatter("json", [DB_PASSWORD]).format(failing))
     assert "RuntimeError" in data["exc"] and DB_PASSWORD not in data["exc"]
+
+
+def test_a_traceback_stays_on_its_line_in_text() -> None:
+    try:
+        raise RuntimeError(f"boom {DB_PASSWORD}\nsecond line")
+    except RuntimeError:
+        failing = record("poll crashed\nby a multi-line message", feed="A")
+        failing.exc_info = sys.exc_info()
+    line = LogFormatter("text", [DB_PASSWORD]).format(failing)
+    assert "\n" not in line and TEXT_LINE.match(line)
+    assert "poll crashed\\nby a multi-line message feed=A exc=" in line
+    trace = json.loads(line.split(" exc=", 1)[1])  # the traceback, whole, as one JSON string
+    assert trace.startswith("Traceback") and "RuntimeError: boom" in trace
+    assert DB_PASSWORD not in line and MASK in trace
+
+
+def test_database_passwords_in_the_query_string_are_masked() -> None:
+    url = f"postgresql://u@h/db?sslmode=require&password={DB_PASSWORD}&sslpassword={SSL_PASSWORD}"
+    settings = Settings(database_url=url)
+    shown = settings.masked()["MONITOR_DATABASE_URL"]
+    assert shown == f"postgresql://u@h/db?sslmode=require&password={MASK}&sslpassword={MASK}"
+    assert {DB_PASSWORD, SSL_PASSWORD} <= set(settings.secrets())
+    # in any text, configured or not: an error quoting some other URL's query credentials
+    assert Masker([])(f"refused by http://h/x?token={APPRISE_TOKEN}&page=2") == (
+        f"refused by http://h/x?token={MASK}&page=2"
+    )
 
 
 def test_secrets_are_masked_in_message_fields_and_urls() -> None:
@@ -102,30 +138,58 @@ def test_urls_in_an_apprise_config_file_are_secrets(tmp_path: Path, name: str, b
     assert token not in line and MASK in line
 
 
-def wait_until(condition: object, timeout: float = 30) -> bool:
-    assert callable(condition)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
+def log_events(stderr: str) -> dict[str, list[dict[str, object]]]:
+    """A JSON log's lines by message."""
+    events: dict[str, list[dict[str, object]]] = {}
+    for line in stderr.splitlines():
+        event = json.loads(line)
+        events.setdefault(str(event["msg"]), []).append(event)
+    return events
+
+
+def assert_stable_keys(events: dict[str, list[dict[str, object]]]) -> None:
+    """The feed, channel, rule and article of an event are fields, not words of its message."""
+    (matched,) = events["matched"]
+    assert matched["feed"] == "feed0" and matched["rule"] == "drones" and matched["article_id"]
+    delivered = events["delivered"]
+    assert [(e["rule"], e["article_id"]) for e in delivered] == [("drones", matched["article_id"])]
+    assert str(delivered[0]["channel"]).startswith("json-")
+    failed = events["delivery failed"][0]  # the refusing channel (retried after 5-10 s)
+    assert failed["channel"] != delivered[0]["channel"] and failed["error"]
+    assert failed["attempts"] == 1 and failed["dead_lettered"] is False
+    polled = {str(e["feed"]): e for e in events["polled"]}
+    assert polled["feed0"]["status"] == 200 and isinstance(polled["feed0"]["elapsed_ms"], int)
+    assert polled["feed1"]["outcome"] == "error"
+
+
+def add_dead_letter(dsn: str, error: str) -> None:
+    """Give up on the delivery still pending (its channel refuses), with an error that quotes
+    secrets, as a channel's error may: `monitor status` lists it."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        updated = conn.execute(
+            "UPDATE deliveries SET state = 'dead', last_error = %s WHERE state <> 'sent'", [error]
+        ).rowcount
+    assert updated == 1
 
 
 @pytest.mark.slow
 def test_no_secret_in_any_output_end_to_end(pg_url: str, tmp_path: Path) -> None:
-    secret_url = pg_url.replace("monitor@", f"monitor:{DB_PASSWORD}@")  # trust auth: accepted
-    assert DB_PASSWORD in secret_url
+    # trust auth: the passwords are accepted (and not needed)
+    secret_url = f"{pg_url}?password={DB_PASSWORD}&sslpassword={SSL_PASSWORD}"
+    dsn = pg_url.replace("+psycopg", "")
     outputs: list[str] = []
-    with FeedServer() as server:
+    with FeedServer() as server, Webhook() as hook:
         server.routes["/wire"] = Route(body=rss("Parliament sits"))
         # a feed whose URL carries a password, and which fails: its error names the URL
         private = f"http://reader:{DB_PASSWORD}@127.0.0.1:9/private"
         env = workspace(tmp_path, [server.url("/wire"), private])
         port = free_port()
+        # two channels: one accepts, one refuses (nothing listens on port 9)
+        channels = f"{hook.url()}?token={APPRISE_TOKEN}, "
+        channels += f"json://hook:{HOOK_PASSWORD}@127.0.0.1:9/{PATH_TOKEN}"
         env.update(
             MONITOR_DATABASE_URL=secret_url,
-            MONITOR_APPRISE_URLS=APPRISE_URLS,
+            MONITOR_APPRISE_URLS=channels,
             MONITOR_HTTP_TOKEN=HTTP_TOKEN,
             MONITOR_HTTP_LISTEN=f"127.0.0.1:{port}",
             MONITOR_LOG_LEVEL="DEBUG",
@@ -138,26 +202,22 @@ def test_no_secret_in_any_output_end_to_end(pg_url: str, tmp_path: Path) -> None
             assert lines
             if log_format == "json":  # one JSON object per line
                 assert all(json.loads(line)["msg"] for line in lines)
+            else:
+                assert all(TEXT_LINE.match(line) for line in lines), done.stderr
         assert "error=" in outputs[1] and MASK in outputs[1]  # the failing feed was logged
         server.routes["/wire"] = Route(body=rss("Drone sighted", "Parliament sits"))
-        with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as conn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("UPDATE feeds SET next_poll_at = NULL")  # due again for the daemon
         process = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "run"], env=env,
+            [sys.executable, "-m", "monitor", "run"], env={**env, "MONITOR_LOG_FORMAT": "json"},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
             base = f"http://127.0.0.1:{port}"
-
-            def ready() -> bool:
-                try:
-                    return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            assert wait_until(ready), "the daemon's HTTP listener did not come up"
+            assert wait_for(lambda: healthy(base), 30), "the daemon's HTTP listener did not come up"
             auth = {"Authorization": f"Bearer {HTTP_TOKEN}"}
-            assert wait_until(lambda: "Drone sighted" in httpx.get(base, headers=auth).text)
+            assert wait_for(lambda: "Drone sighted" in httpx.get(base, headers=auth).text, 30)
+            assert wait_for(lambda: bool(hook.bodies), 30), "the alert was not delivered"
             page = httpx.get(base, headers=auth)
             assert MASK in page.text  # the failing feed's error, password masked
             outputs += [page.text, httpx.get(f"{base}/metrics", headers=auth).text]
@@ -166,11 +226,17 @@ def test_no_secret_in_any_output_end_to_end(pg_url: str, tmp_path: Path) -> None
             out, err = process.communicate(timeout=15)
         assert process.returncode == 0, err
         outputs += [out, err]
+    assert_stable_keys(log_events(err))
+    add_dead_letter(dsn, f"refused: {channels}; {secret_url}")
     for command in (["config"], ["status"]):
         done = monitor(*command, env={**env, "COLUMNS": "300"})
         assert done.returncode == 0, done.stderr
         outputs += [done.stdout, done.stderr]
-    assert f"MONITOR_HTTP_TOKEN={MASK}" in outputs[-4]
+    config, status = outputs[-4], outputs[-2]
+    assert f"MONITOR_HTTP_TOKEN={MASK}" in config
+    assert f"?password={MASK}&sslpassword={MASK}" in config
+    dead_letters = status.split("Dead letters", 1)[-1].split("Feeds", 1)[0]
+    assert "refused: json://" in dead_letters and f"?token={MASK}" in dead_letters
     # an error message: a database that refuses, named by a URL with a password
     refused = monitor(
         "status", env={**env, "MONITOR_DATABASE_URL": f"postgresql+psycopg://u:{DB_PASSWORD}@/x"}
@@ -178,7 +244,7 @@ def test_no_secret_in_any_output_end_to_end(pg_url: str, tmp_path: Path) -> None
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     outputs += [refused.stdout, refused.stderr]
     everything = "\n".join(outputs)
-    for secret in SECRETS:
+    for secret in E2E_SECRETS:
         assert secret not in everything, f"a secret leaked: {secret[:3]}..."
 
 

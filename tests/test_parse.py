@@ -1,13 +1,23 @@
-"""Every fixture feed becomes the Articles a reader expects, field by field."""
+"""Every fixture feed becomes the Articles a reader expects, field by field.
+
+Each fixture in ``fixtures/feeds/`` has a golden file in ``fixtures/expected/`` (``NAME.jsonl``:
+the feed's facts, then every Article's full ``model_dump(mode="json")``, or the error), compared
+whole. After a deliberate change, ``pytest tests/test_parse.py --regen-golden`` rewrites them;
+read every changed line before committing (``git diff --word-diff``): a golden file is only as
+right as its review. The tests by name below state the facts each fixture exists for.
+"""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from monitor.dedupe import identity_keys
 from monitor.errors import ParseError
 from monitor.parse import (
     ENTITY_EXPANSION_BUDGET,
@@ -21,10 +31,13 @@ from monitor.parse import (
 from monitor.schema import Article, Media
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
+EXPECTED = Path(__file__).parent / "fixtures" / "expected"
+FIXTURE_NAMES = sorted(p.name for p in FIXTURES.iterdir())
+FEED_URL = "https://feeds.example.org/feed"
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-def parse_fixture(name: str, feed_url: str = "https://feeds.example.org/feed") -> list[Article]:
+def parse_fixture(name: str, feed_url: str = FEED_URL) -> list[Article]:
     return parse_feed(
         (FIXTURES / name).read_bytes(), feed_url=feed_url, feed_name="Test Feed", now=NOW
     ).articles
@@ -32,6 +45,48 @@ def parse_fixture(name: str, feed_url: str = "https://feeds.example.org/feed") -
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+# --- golden files: every field of every fixture ------------------------------------------------
+
+
+def golden_records(name: str) -> list[dict[str, Any]]:
+    """What a fixture gives, as the lines of its golden file: the feed's facts and then each
+    Article in full, or the error for a fixture that is not a usable feed."""
+    try:
+        parsed = parse_feed(
+            (FIXTURES / name).read_bytes(), feed_url=FEED_URL, feed_name="Test Feed", now=NOW
+        )
+    except ParseError as exc:
+        return [{"error": str(exc)}]
+    feed = {
+        "title": parsed.title,
+        "link": parsed.link,
+        "language": parsed.language,
+        "ttl_seconds": parsed.ttl.total_seconds() if parsed.ttl else None,
+        "format": parsed.format,
+        "complete": parsed.complete,
+        "warnings": parsed.warnings,
+    }
+    return [{"feed": feed}, *(a.model_dump(mode="json") for a in parsed.articles)]
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_fixture_gives_its_golden_records(name: str, request: pytest.FixtureRequest) -> None:
+    actual = golden_records(name)
+    path = EXPECTED / f"{name}.jsonl"
+    if request.config.getoption("--regen-golden"):
+        lines = (json.dumps(record, ensure_ascii=False) + "\n" for record in actual)
+        path.write_text("".join(lines), encoding="utf-8")
+    assert path.exists(), f"no {path.name}: run pytest --regen-golden, then review it"
+    expected = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert len(actual) == len(expected)
+    for number, (got, want) in enumerate(zip(actual, expected, strict=True), start=1):
+        assert got == want, f"{path.name} line {number}"
+
+
+def test_every_golden_file_belongs_to_a_fixture() -> None:
+    assert sorted(p.name.removesuffix(".jsonl") for p in EXPECTED.iterdir()) == FIXTURE_NAMES
 
 
 # --- the wire-style story ------------------------------------------------------------------
@@ -181,7 +236,7 @@ def test_json_feed_10() -> None:
 
 
 def test_json_feed_11() -> None:
-    (item,) = parse_fixture("jsonfeed11.json")
+    item, marked_up = parse_fixture("jsonfeed11.json")
     assert item.title == "김정은, 무인기 시험 참관"
     assert item.content == "평양 - 김정은이 무인기 시험을 참관했다."
     assert item.language == "ko"
@@ -194,6 +249,84 @@ def test_json_feed_11() -> None:
             caption="Audio report",
         )
     ]
+    # JSON Feed text is read as RSS text is: entities decoded, markup dropped
+    assert marked_up.title == "Kim’s & drones"
+    assert marked_up.summary == "SEOUL, Nov 24 (Yonhap) – Kim’s drones & missiles."
+    assert marked_up.media[0].caption == "Kim & officials"
+    assert marked_up.url == "https://json11.example.org/k/2"  # a link's fragment is dropped
+    assert marked_up.published == utc(2026, 11, 24, 9, 30)  # "+01:00" read as an offset
+
+
+def test_media_rss_thumbnail_with_caption_and_credit_and_media_groups() -> None:
+    photo, gallery = parse_fixture("media_rss.xml")
+    assert photo.summary == "Trucks queued at the reopened crossing."  # not the caption
+    assert photo.media == [
+        Media(
+            url="https://img.example.org/border-thumb.jpg",
+            medium="image",
+            caption="Trucks wait at the Dandong crossing on Tuesday.",
+            credit="Jane Doe/Harbour Wire",
+        )
+    ]
+    group_caption = "Missile launchers pass Kim Il Sung Square."
+    assert gallery.title == "Parade in pictures"  # not the group's media:title
+    assert gallery.media == [
+        Media(
+            url="https://img.example.org/parade-1600.jpg",
+            type="image/jpeg",
+            medium="image",
+            caption=group_caption,
+            credit="Harbour Wire pool",
+        ),
+        Media(  # the group's caption; its own credit
+            url="https://img.example.org/parade-400.jpg",
+            type="image/jpeg",
+            medium="image",
+            caption=group_caption,
+            credit="KCNA",
+        ),
+        Media(  # a second group has its own caption
+            url="https://video.example.org/parade.mp4",
+            type="video/mp4",
+            medium="video",
+            caption="Video of the parade.",
+        ),
+        Media(url="https://img.example.org/parade-thumb.jpg", medium="image"),
+    ]
+
+
+def test_live_blog_updates_comments_tables_and_bare_ampersands() -> None:
+    pylons, pledge, untitled = parse_fixture("live_blog.xml")
+    lead = (
+        "KYIV, Ukraine (AP) — Russian drones hit a power station in the capital overnight, "
+        "officials said."
+    )
+    assert pylons.summary == lead  # the words after <!-- ad slot --> are kept
+    assert pylons.content.split("\n") == [
+        lead,
+        "Damage so far:",
+        "District Homes without power",
+        "Darnytsia 12,000",
+        "Obolon 8,500",
+    ]
+    assert pylons.dateline == "KYIV, Ukraine"
+    assert pylons.published == utc(2026, 11, 24, 6, 40)  # GMT+1
+    assert pledge.title == "AT&T and R&D firms pledge satellite links"
+    assert pledge.summary == (
+        "Two US firms, AT&T among them, offered satellite links & ground stations."
+    )
+    assert pledge.published == utc(2026, 11, 24, 5, 15)  # +01:00
+    # one page, two updates: the guids' fragments keep them apart, the link drops it
+    assert pylons.url == pledge.url == "https://live.example.org/ukraine/live"
+    assert pylons.id != pledge.id
+    assert set(identity_keys(pylons)).isdisjoint(identity_keys(pledge))
+    assert untitled.guid is None and untitled.url is None
+
+
+def test_a_guid_that_is_no_url_is_not_made_into_a_link() -> None:
+    (item,) = parse_fixture("utf8_bom.xml")  # <guid>enc-1</guid>: a permalink by default
+    assert item.guid == "enc-1"
+    assert item.url is None
 
 
 # --- malformed but recoverable, encodings ----------------------------------------------------
@@ -221,6 +354,35 @@ def test_encodings_come_out_right(name: str) -> None:
     (item,) = parse_fixture(name)
     assert item.title == ENCODED_TITLE
     assert item.summary == "Señor Zoë naïve résumé"
+
+
+def test_utf8_with_a_few_windows_1252_bytes_keeps_both_right() -> None:
+    """Mostly UTF-8 with pasted Windows-1252 bytes: feedparser decoded it all as ISO-8859-2."""
+    first, second = parse_fixture("mixed_utf8_cp1252.xml")
+    assert first.title == "Séoul – Kim’s “talks” in Pyongyang"
+    assert first.summary == (
+        "SEOUL, Nov 24 (Harbour Wire) – Müller’s café — naïve “résumé” ✓ 김정은"
+    )
+    assert second.title == "All UTF-8: Zoë’s “Nordkorea” – Gespräche"
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        (b"caf\xc3\xa9 caf\xe9 \x93q\x94", "café café “q”"),
+        (b"\xe2\x80 cut", "â€ cut"),  # a cut sequence: each byte on its own
+        (b"\x81", "\ufffd"),  # undefined in Windows-1252
+    ],
+)
+def test_screening_reads_each_invalid_utf8_byte_as_windows_1252(raw: bytes, text: str) -> None:
+    head = '<?xml version="1.0" encoding="UTF-8"?>'
+    doc = head.encode() + b"<a>" + raw + b"</a>"
+    assert screen_bytes(doc).decode("utf-8") == f"{head}<a>{text}</a>"
+
+
+def test_screening_leaves_other_declared_encodings_to_feedparser() -> None:
+    doc = '<?xml version="1.0" encoding="iso-8859-1"?><a>café</a>'.encode("latin-1")
+    assert screen_bytes(doc) is doc
 
 
 def test_undeclared_latin1() -> None:
@@ -389,6 +551,40 @@ def test_without_guid_or_link_the_title_and_text_are_the_identity_not_the_date()
     assert item_id("Drone strikes", "Officials said.", None) != first
 
 
+def test_an_item_without_guid_or_link_keeps_its_id_across_polls() -> None:
+    item = (
+        b"<item><title>Air raid alert lifted</title><description>The all-clear sounded."
+        b"</description><pubDate>Tue, 24 Nov 2026 05:50:00 +0200</pubDate></item>"
+    )
+    other = b"<item><guid>o-1</guid><title>Other</title></item>"
+
+    def poll(items: bytes, now: datetime) -> str:
+        doc = b'<rss version="2.0"><channel><title>T</title>' + items + b"</channel></rss>"
+        articles = parse_feed(doc, feed_url="https://a.example/feed", now=now).articles
+        return next(a.id for a in articles if a.title == "Air raid alert lifted")
+
+    first = poll(item + other, NOW)
+    assert poll(other + item, NOW + timedelta(hours=3)) == first
+    assert poll(item, NOW + timedelta(days=1)) == first
+
+
+def test_url_guids_differing_only_by_fragment_are_two_items() -> None:
+    doc = (
+        b'<rss version="2.0"><channel><title>Live</title>'
+        b"<item><guid>https://news.example.org/live#u1</guid><title>One</title></item>"
+        b"<item><guid>https://news.example.org/live#u2</guid><title>Two</title></item>"
+        b"<item><title>Page</title><link>https://news.example.org/live#top</link></item>"
+        b"</channel></rss>"
+    )
+    one, two, page = parse_feed(doc, feed_url="https://a.example/feed", now=NOW).articles
+    assert len({one.id, two.id, page.id}) == 3
+    assert one.url == two.url == page.url == "https://news.example.org/live"
+    assert set(identity_keys(one)).isdisjoint(identity_keys(two))
+    # the same update carried by another feed is still the same item
+    again = parse_feed(doc, feed_url="https://b.example/feed", now=NOW).articles[1]
+    assert again.id == two.id
+
+
 def test_same_link_in_two_feeds_is_one_id() -> None:
     doc = (
         b'<rss version="2.0"><channel><item><title>T</title>'
@@ -413,9 +609,16 @@ def test_opaque_guids_are_scoped_to_their_feed() -> None:
 def test_dates_in_many_languages_and_forms() -> None:
     dates = {a.guid: a.published for a in parse_fixture("foreign_dates.xml")}
     expected = utc(2026, 11, 24, 9, 30)
-    for guid in ("it", "it-long", "de", "de-long", "fr", "no-zone", "kst"):
+    read = (
+        *("it", "it-long", "de", "de-long", "fr", "no-zone", "kst"),
+        *("colon-offset", "gmt-offset", "gmt-hours", "fr-dots", "de-uhr"),
+    )
+    for guid in read:
         assert dates[guid] == expected, guid
     assert dates["iso-frac"] == datetime(2026, 11, 24, 9, 30, 0, 123456, tzinfo=UTC)
+    # no day, month or year: nothing is made up from the clock (feedparser's nor dateutil's)
+    for guid in ("year-only", "day-only", "month-day", "time-only"):
+        assert dates[guid] is None, guid
     for guid in ("zero", "feb30", "far", "junk"):
         assert dates[guid] is None, guid
 
@@ -425,6 +628,18 @@ def test_dates_in_many_languages_and_forms() -> None:
     [
         ("Tue, 24 Nov 2026 10:00:00 +0100", utc(2026, 11, 24, 9, 0)),
         ("Tue, 24 Nov 2026 10:00:00 GMT", utc(2026, 11, 24, 10, 0)),
+        ("Tue, 24 Nov 2026 10:00:00 +01:00", utc(2026, 11, 24, 9, 0)),
+        ("Tue, 24 Nov 2026 10:00:00 GMT+0100", utc(2026, 11, 24, 9, 0)),
+        ("Tue, 24 Nov 2026 10:00:00 GMT+1", utc(2026, 11, 24, 9, 0)),
+        ("Tue, 24 Nov 2026 10:00:00 UTC-05:30", utc(2026, 11, 24, 15, 30)),
+        ("mar. 24 nov. 2026 10:00", utc(2026, 11, 24, 10, 0)),
+        ("24. Nov. 2026 10:30 Uhr", utc(2026, 11, 24, 10, 30)),
+        ("Di., 24. Nov. 2026, 10:30 Uhr MEZ", utc(2026, 11, 24, 9, 30)),
+        ("2026", None),
+        ("12", None),
+        ("Nov 24", None),
+        ("10:30", None),
+        ("Nov 2026", None),
         ("2026-11-24T10:00:00Z", utc(2026, 11, 24, 10, 0)),
         ("2026-11-24 10:00:00+09:00", utc(2026, 11, 24, 1, 0)),
         ("2026-11-24", utc(2026, 11, 24)),
@@ -468,6 +683,12 @@ def test_parse_date_never_raises_on_random_text() -> None:
         ("plain text", "plain text"),
         ("", ""),
         ("<p>unclosed <b>bold", "unclosed bold"),
+        ("<p>A <!-- ad --> key fact</p>", "A key fact"),
+        ("lead <!--more--> rest", "lead rest"),
+        ("lead<!--more-->rest", "leadrest"),  # as a browser shows it
+        ("<p>x<?php echo 1; ?> tail</p>", "x tail"),
+        ("<table><tr><td>a</td><td>b</td></tr><tr><th>c</th><td>d</td></tr></table>", "a b\nc d"),
+        ("AT&T and R&D", "AT&T and R&D"),
     ],
 )
 def test_html_to_text(html: str, text: str) -> None:
@@ -487,6 +708,9 @@ def test_html_to_text_survives_deep_nesting() -> None:
         ("NEW YORK — Markets fell", "NEW YORK"),
         ("TOKYO, Nov. 24 (Kyodo) -- A missile", "TOKYO"),
         ("BERLIN, 24. November (dpa) - Die", "BERLIN"),
+        ("KYIV, Ukraine (AP) — Russian drones", "KYIV, Ukraine"),
+        ("SPRINGFIELD, Ill. (AP) — A judge", "SPRINGFIELD, Ill."),
+        ("KYIV, Ukraine, Nov 24 (Reuters) - A drone", "KYIV, Ukraine"),
         ("Breaking - a story", None),
         ("The president said - nothing", None),
         ("", None),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from monitor.dedupe import best_story, fingerprint_hashes, identity_keys
 from monitor.parse import story_fingerprint
@@ -15,6 +15,7 @@ from monitor.schema import Article, Hit, Match
 from monitor.store import (
     SCHEMA_VERSION,
     STORY_CANDIDATES,
+    AlertPlan,
     NewItem,
     PollRecord,
     QueuedAlert,
@@ -22,6 +23,7 @@ from monitor.store import (
     alerts,
     articles,
     deliveries,
+    feeds,
     matches,
     stories,
 )
@@ -304,10 +306,45 @@ def test_backtest_reads_stored_articles(store: Store) -> None:
     assert store.articles_since(NOW + timedelta(seconds=1)) == []
 
 
+def expire_leases(store: Store) -> None:
+    """Every lease and claim ran out a minute before ``NOW`` (and before the database's now)."""
+    past = NOW - timedelta(minutes=1)
+    with store.engine.begin() as conn:
+        conn.execute(update(feeds).where(feeds.c.lease_owner.is_not(None)).values(
+            lease_expires_at=past))  # fmt: skip
+        conn.execute(update(deliveries).where(deliveries.c.claimed_by.is_not(None)).values(
+            claimed_until=past))  # fmt: skip
+
+
 def test_leases_give_each_due_feed_to_one_process(store: Store) -> None:
     store.sync_feeds([(f"https://f{i}.example/feed", f"f{i}", True) for i in range(5)], NOW)
     first = store.claim_due_feeds("proc-a", NOW, timedelta(minutes=2))
     second = store.claim_due_feeds("proc-b", NOW, timedelta(minutes=2))
     assert len(first) == 5 and second == []
+    expire_leases(store)  # proc-a died holding them
     taken_over = store.claim_due_feeds("proc-b", NOW + timedelta(minutes=3), timedelta(minutes=2))
     assert {f.url for f in taken_over} == {f.url for f in first}
+
+
+def test_leases_run_by_the_database_clock_on_postgresql(pg_url: str) -> None:
+    """Processes on machines whose clocks disagree by an hour: the one whose clock runs ahead
+    takes neither a feed nor a delivery that the other holds."""
+    store = Store.open(pg_url)
+    try:
+        real = datetime.now(UTC)
+        behind, ahead = real - timedelta(hours=1), real + timedelta(hours=1)
+        store.sync_feeds([(FEED, "Asia", True)], behind)
+        (held,) = store.claim_due_feeds("behind", behind, timedelta(minutes=2))
+        assert held.lease_expires_at is not None
+        assert abs(held.lease_expires_at - (real + timedelta(minutes=2))) < timedelta(minutes=1)
+        assert store.claim_due_feeds("ahead", ahead, timedelta(minutes=2)) == []
+
+        record(store, [new_item(make_article(1), ("nk-drones",))], now=behind)
+        store.plan_alerts(behind, lambda a: AlertPlan(dict.fromkeys(a.channels, (behind, None))))
+        assert len(store.claim_deliveries("behind", behind, timedelta(minutes=1))) == 1
+        assert store.claim_deliveries("ahead", ahead, timedelta(minutes=1)) == []
+        expire_leases(store)  # once they run out, by the database's clock, they are free
+        assert store.claim_due_feeds("ahead", ahead, timedelta(minutes=2))
+        assert store.claim_deliveries("ahead", ahead, timedelta(minutes=1))
+    finally:
+        store.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.urls import canonical_url
+from monitor.urls import canonical_url, guid_url
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,17 @@ from monitor.urls import canonical_url
 )
 def test_canonical_url(link: str, base: str | None, expected: str | None) -> None:
     assert canonical_url(link, base) == expected
+
+
+@pytest.mark.parametrize(
+    ("guid", "expected"),
+    [
+        ("https://News.example/live?utm_source=x#u2", "https://news.example/live#u2"),
+        ("https://news.example/story", "https://news.example/story"),
+        ("wire-2026-11-24-0042", None),
+        ("tag:atom.example.org,2026:1", None),
+        ("/relative#u1", None),
+    ],
+)
+def test_guid_url_keeps_the_fragment(guid: str, expected: str | None) -> None:
+    assert guid_url(guid) == expected
