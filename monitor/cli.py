@@ -49,6 +49,7 @@ from monitor.rules.edit import (
 )
 from monitor.schema import Article, parse_duration
 from monitor.store import FeedState, Store
+from monitor.web import feed_state
 
 app = typer.Typer(
     name="monitor",
@@ -322,16 +323,15 @@ def status() -> None:
     console.print(f"Outbox: {counts}")
 
 
+#: Colours of the feed states of ``web.feed_state`` in `monitor status`.
+STATE_STYLES = {"ok": "green", "backoff": "yellow", "disabled": "red", "removed": "dim"}
+
+
 def _feed_state_label(feed: FeedState) -> str:
-    if feed.disabled_reason:
-        return f"[red]disabled: {feed.disabled_reason}[/red]"
-    if not feed.enabled:
-        return "[dim]not in feeds.yaml[/dim]"
-    if feed.consecutive_failures:
-        return "[yellow]backing off[/yellow]"
-    if feed.last_polled_at is None:
-        return "new"
-    return "[green]ok[/green]"
+    """The state the status page shows, coloured for the terminal."""
+    state, label = feed_state(feed)
+    style = STATE_STYLES.get(state)
+    return f"[{style}]{label}[/{style}]" if style else label
 
 
 def _ago(when: datetime | None, now: datetime) -> str:

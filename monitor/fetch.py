@@ -7,7 +7,7 @@ wraps it rather than trusting its defaults.
 Public surface::
 
     FetchLimits(max_bytes, deadline, connect_timeout, user_agent, read_timeout=None)
-    FetchRequest(url, etag=None, last_modified=None, headers={})
+    FetchRequest(url, etag=None, last_modified=None, headers={}, configured_url=None)
     FetchOutcome(kind, url, status, body, content_type, etag, last_modified, moved_to,
                  retry_after, cache_max_age, error, elapsed, content_hash)
     Fetcher(limits, *, max_concurrency, per_host_concurrency, allowed_private_hosts=frozenset(),
@@ -44,7 +44,8 @@ What a fetch does, in order:
 2. sends a conditional GET (If-None-Match / If-Modified-Since) with our User-Agent, advertising
    only the encodings it can decompress with a bound;
 3. follows redirects itself, hop by hop (at most ``MAX_REDIRECTS``, loops detected), checking
-   every hop against the private-address policy (see ``Fetcher._check_hop``);
+   every hop against the private-address policy (see ``Fetcher._check_hop``), the first one too
+   when it is not on the host the operator configured (a stored permanent move);
 4. streams the body and decompresses it itself with a hard output limit, reserving every piece
    in the memory budget shared by all fetches (``ByteBudget``; ``MONITOR_FETCH_MEMORY_BUDGET``)
    before keeping it, so that many large feeds at once cannot add up to more than the budget.
@@ -124,12 +125,17 @@ class FetchLimits:
 
 @dataclass(frozen=True)
 class FetchRequest:
-    """What to fetch: the configured URL and the validators stored from the last 200."""
+    """What to fetch: the URL, the validators stored from the last 200, and the URL the
+    operator configured when ``url`` is another (a permanent move stored earlier; None: ``url``
+    is the configured one). Only the configured URL's host was the operator's choice: any
+    other host, the first one included, is held to the private-address policy, and the
+    feed's headers go to the configured origin only."""
 
     url: str
     etag: str | None = None
     last_modified: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    configured_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -720,11 +726,13 @@ class Fetcher:
 
     Redirect policy and its limits: a hop may reach a non-public address only when it stays on
     the host of the configured URL (the operator chose that host) or its host is listed in
-    ``allowed_private_hosts``. The check resolves the hop's host before the request and, on a
-    real socket, also checks the address actually connected to before the body is read or a
-    further hop is followed. That second check narrows, but cannot close, the DNS-rebinding gap
-    between resolving and connecting: the request itself has been sent by then. Closing it fully
-    would need connecting to the checked address ourselves (a custom httpcore network backend).
+    ``allowed_private_hosts``; a stored permanent move is such a hop on every poll
+    (``FetchRequest.configured_url``). The check resolves the hop's host before the request
+    and, on a real socket, also checks the address actually connected to before the body is
+    read or a further hop is followed. That second check narrows, but cannot close, the
+    DNS-rebinding gap between resolving and connecting: the request itself has been sent by
+    then. Closing it fully would need connecting to the checked address ourselves (a custom
+    httpcore network backend).
     """
 
     def __init__(
@@ -828,9 +836,12 @@ class Fetcher:
         """Request ``url`` and follow redirects hop by hop, recording each answer in ``attempt``.
 
         The deadline starts once the first host slot is held: queueing is not the feed's fault.
+        Every hop off the configured host is checked, the first one too: after a 301 the
+        moved-to host is fetched directly, and its name may resolve inside the network later.
         """
         request = attempt.request
-        origin = (url.scheme, url.host.lower())
+        configured = httpx.URL(request.configured_url) if request.configured_url else url
+        origin = (configured.scheme, configured.host.lower())
         headers = {**self._base_headers, **request.headers}
         if request.etag:
             headers["If-None-Match"] = request.etag
@@ -839,13 +850,9 @@ class Fetcher:
         seen = {str(url)}
         while True:
             host = url.host.lower()
-            must_be_public = False
-            if attempt.hops:
-                must_be_public = await self._check_hop(url, origin[1])
-                if (url.scheme, host) != origin:
-                    headers = {
-                        k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS
-                    }
+            must_be_public = await self._check_hop(url, origin[1])
+            if (url.scheme, host) != origin:
+                headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
             async with self._host_slot(host):
                 if attempt.started is None:
                     attempt.started = time.monotonic()
@@ -903,7 +910,7 @@ class Fetcher:
         return slot
 
     async def _check_hop(self, url: httpx.URL, origin_host: str) -> bool:
-        """Refuse a redirect into a non-public address (SPEC section 7).
+        """Refuse a hop off the configured host into a non-public address (SPEC section 7).
 
         Returns whether the hop was checked, i.e. whether the connected peer must be public too.
         """

@@ -769,9 +769,7 @@ def _build_article(
 ) -> Article:
     lead = summary or content
     return Article(
-        id=article_id(
-            feed_url=feed_url, guid=guid, url=url, title=title, text=lead, published=published
-        ),
+        id=article_id(feed_url=feed_url, guid=guid, url=url, title=title, text=lead),
         feed=feed_name,
         feed_url=feed_url,
         guid=guid,
@@ -798,12 +796,12 @@ def article_id(
     url: str | None,
     title: str,
     text: str,
-    published: datetime | None,
 ) -> str:
     """A stable id: the guid (scoped to its feed unless it is a URL), else the link, else text.
 
-    Without guid or link, the title, the date and a hash of the text stand for the item, so two
-    untitled items of one feed stay two articles.
+    Without guid or link, a hash of the title and the text stands for the item (SPEC section
+    7), so two untitled items of one feed stay two articles. Not the date: a publisher that
+    re-stamps an unchanged item would make it new again, and it would alert twice.
 
     A guid that is a URL and a plain link are global, so the same story linked from two feeds
     has one id; an opaque guid like "1234" only means something within its own feed. A guid
@@ -814,9 +812,8 @@ def article_id(
         key = f"url\n{as_url}" if as_url else f"guid\n{feed_url}\n{guid}"
     elif url:
         key = f"url\n{url}"
-    else:
-        stamp = published.isoformat() if published else ""
-        key = f"text\n{feed_url}\n{title}\n{stamp}\n{text}"
+    else:  # the empty line held the date: kept, so undated items keep the ids they had
+        key = f"text\n{feed_url}\n{title}\n\n{text}"
     return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=10).hexdigest()
 
 

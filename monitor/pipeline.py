@@ -90,7 +90,11 @@ async def poll_feed(feed: FeedConfig, ctx: PollContext, now: datetime) -> PollRe
     except MonitorError as exc:
         return _record_failure(poll, str(exc), "config", None)
     request = FetchRequest(
-        url=state.fetch_url, etag=state.etag, last_modified=state.last_modified, headers=headers
+        url=state.fetch_url,
+        etag=state.etag,
+        last_modified=state.last_modified,
+        headers=headers,
+        configured_url=feed.url,
     )
     # the body counts against the fetch memory budget until its poll is recorded
     async with ctx.fetcher.fetching(request) as fetched:
@@ -131,6 +135,7 @@ def _record_document(
             now=now,
             new_items=new_items,
             present_keys=[key for _, keys in items for key in keys],
+            complete=parsed.complete,
             pick_story=best_story,
         ),
         feed_name=feed.name,

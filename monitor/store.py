@@ -7,9 +7,12 @@ What it keeps, and why:
   delivery claims) run by the database's clock on PostgreSQL (see ``Store.lease_clock``).
 - ``seen``: every identity key of every item, with the last time it was in its feed. A key is
   forgotten only ``retention`` after the item left the feed (a tombstone), so an old item that
-  reappears is never new again. A failed or empty fetch touches nothing here.
+  reappears is never new again; an item still in the feed is never forgotten, however long the
+  feed answers "unchanged" or fails (see ``Store.prune``). A failed or empty fetch touches
+  nothing here.
 - ``articles``: what was read, kept for ``retention`` for backtests; ``stories`` and
-  ``story_hashes`` group near-duplicate articles into one story.
+  ``story_hashes`` group near-duplicate articles into one story. Past ``retention`` a story
+  goes with the last article and alert that refer to it, an alert once it is done.
 - ``matches``, ``alerts`` (one per rule and story) and ``deliveries`` (one per alert and
   channel): the durable outbox. A match, its alert and its deliveries are written in the same
   transaction as the articles and seen keys of the poll that found them. Feed-health notices
@@ -130,6 +133,10 @@ feeds = Table(
     Column("last_new_item_at", UTCDateTime),
     Column("failure_alerted", Boolean, nullable=False, default=False),
     Column("silence_alerted", Boolean, nullable=False, default=False),  # migration 2
+    # migration 4: when the feed last recorded a complete document that listed items
+    Column("last_document_at", UTCDateTime),
+    # migration 5: no longer in feeds.yaml (``enabled`` is false then too)
+    Column("removed", Boolean, nullable=False, default=False),
     Column("lease_owner", Text),
     Column("lease_expires_at", UTCDateTime),
 )
@@ -259,17 +266,22 @@ def _migration_2(conn: Connection) -> None:
     on an older one they are added.
     """
     metadata.create_all(conn)  # the new tables (checkfirst)
+    _add_columns(conn, [feeds.c.silence_alerted, alerts.c.planned_at, deliveries.c.batch_key])
+
+
+def _add_columns(conn: Connection, columns: Sequence[Column[Any]]) -> None:
+    """Add the columns their table lacks (an older database); booleans default to false.
+
+    Migration 1 creates whatever ``metadata`` holds, so on a new database they already exist.
+    """
     inspector = sa_inspect(conn)
-    for table, column in (
-        (feeds, feeds.c.silence_alerted),
-        (alerts, alerts.c.planned_at),
-        (deliveries, deliveries.c.batch_key),
-    ):
-        if column.name in {c["name"] for c in inspector.get_columns(table.name)}:
+    for column in columns:
+        table = column.table.name
+        if column.name in {c["name"] for c in inspector.get_columns(table)}:
             continue
         kind = column.type.compile(dialect=conn.dialect)
         extra = " NOT NULL DEFAULT false" if isinstance(column.type, Boolean) else ""
-        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{extra}")
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column.name} {kind}{extra}")
 
 
 #: Tables added after migration 1 live in their own MetaData, so that migration 1 (which
@@ -299,8 +311,30 @@ def _migration_3(conn: Connection) -> None:
     poll_log.create(conn, checkfirst=True)
 
 
+def _migration_4(conn: Connection) -> None:
+    """When each feed last listed items (``feeds.last_document_at``), which tombstones wait for
+    (``Store.prune``). An existing feed starts from the newest ``last_seen_at`` of its own keys:
+    it recorded a document then, perhaps later, never earlier, so no key goes too soon."""
+    _add_columns(conn, [feeds.c.last_document_at])
+    newest = select(func.max(seen.c.last_seen_at)).where(seen.c.feed_id == feeds.c.id)
+    conn.execute(
+        update(feeds)
+        .where(feeds.c.last_document_at.is_(None))
+        .values(last_document_at=newest.scalar_subquery())
+    )
+
+
+def _migration_5(conn: Connection) -> None:
+    """``feeds.removed`` tells a feed gone from feeds.yaml from one it disables
+    (``enabled: false``); both were only "not enabled". Rows start as not removed, and the
+    daemon's feed sync at start-up marks the removed ones."""
+    _add_columns(conn, [feeds.c.removed])
+
+
 #: Numbered schema migrations; each runs once, in order, in its own transaction.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3]
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _migration_1, _migration_2, _migration_3, _migration_4, _migration_5,
+]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -337,6 +371,8 @@ class FeedState:
     silence_alerted: bool = False
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
+    last_document_at: datetime | None = None
+    removed: bool = False
 
 
 @dataclass
@@ -369,6 +405,9 @@ class PollRecord:
     present_keys: list[str]  # keys of every item in the document, new or not (tombstone clock)
     #: Chooses the story of a new article among candidates (id, fingerprint); None: a new one.
     pick_story: Callable[[str, list[tuple[int, str]]], int | None] = lambda _fp, _c: None
+    #: False for a truncated document: what it lacks may still be in the feed, so it does not
+    #: count as the feed's latest listing (``feeds.last_document_at``).
+    complete: bool = True
 
 
 @dataclass
@@ -566,15 +605,17 @@ class Store:
     def sync_feeds(self, configured: Sequence[tuple[str, str, bool]], now: datetime) -> None:
         """Make ``feeds`` match feeds.yaml: (url, name, enabled) rows, new ones due now.
 
-        Feeds removed from the file stay in the table disabled, with their seen items, so
-        adding them back later does not re-alert their backlog.
+        Feeds removed from the file stay in the table disabled and ``removed``, with their seen
+        items, so adding them back later does not re-alert their backlog.
         """
         with self.engine.begin() as conn:
             existing = {row.url: row for row in conn.execute(select(feeds))}
             for url, name, enabled in configured:
                 if url in existing:
                     conn.execute(
-                        update(feeds).where(feeds.c.url == url).values(name=name, enabled=enabled)
+                        update(feeds)
+                        .where(feeds.c.url == url)
+                        .values(name=name, enabled=enabled, removed=False)
                     )
                 else:  # several processes may add the same new feed at once
                     conn.execute(
@@ -587,7 +628,9 @@ class Store:
             wanted = {url for url, _, _ in configured}
             gone = [url for url in existing if url not in wanted]
             if gone:
-                conn.execute(update(feeds).where(feeds.c.url.in_(gone)).values(enabled=False))
+                conn.execute(
+                    update(feeds).where(feeds.c.url.in_(gone)).values(enabled=False, removed=True)
+                )
 
     def feed(self, url: str) -> FeedState | None:
         with self.engine.connect() as conn:
@@ -736,16 +779,17 @@ class Store:
                 result.also_reported += self._note_carried_elsewhere(
                     conn, chunk, record.feed_id, feed_name
                 )
+            listing: dict[str, Any] = {}
+            if record.present_keys and record.complete:  # an empty document forgets nothing
+                listing["last_document_at"] = now
             if new_items:
-                conn.execute(
-                    update(feeds)
-                    .where(feeds.c.id == record.feed_id)
-                    .values(
-                        new_items_total=feeds.c.new_items_total + len(new_items),
-                        last_new_item_at=now,
-                        silence_alerted=False,
-                    )
+                listing.update(
+                    new_items_total=feeds.c.new_items_total + len(new_items),
+                    last_new_item_at=now,
+                    silence_alerted=False,
                 )
+            if listing:
+                conn.execute(update(feeds).where(feeds.c.id == record.feed_id).values(**listing))
         return result
 
     def _still_new(self, conn: Connection, items: list[NewItem], feed_id: int) -> list[NewItem]:
@@ -1396,11 +1440,42 @@ class Store:
     # -- retention -------------------------------------------------------------------------
 
     def prune(self, now: datetime, retention: timedelta) -> dict[str, int]:
-        """Forget tombstones and articles older than the retention period."""
+        """Forget tombstones and articles older than the retention period.
+
+        A seen key goes only when it is older than the cutoff *and* its feed has since recorded
+        a complete document without it (``feeds.last_document_at`` is later than the key's
+        ``last_seen_at``). A feed that answers 304 or an unchanged body, fails, or serves an
+        empty document for longer than the retention period records no document, so the keys
+        of the items it still carries stay, and they never come back as new.
+
+        Why here and not by refreshing ``last_seen_at`` on every unchanged poll: the 304 is the
+        most frequent poll (10,000 feeds every few minutes) and should cost one row update;
+        refreshing would rewrite every key of the feed each time, need an index on
+        ``seen.feed_id``, and keep the tombstones of items long gone alive for as long as the
+        feed is unchanged. This check costs one primary-key lookup per expired key, once an
+        hour, and one column written per parsed document.
+
+        Limit: a key is judged by the feed that first recorded it (``seen.feed_id``). An item
+        carried by two feeds, dropped by that one and still in the other while the other stays
+        unchanged past the retention period, is forgotten and is new there when it changes.
+
+        Alerts past the cutoff that are done (every delivery sent or dead) go with their
+        deliveries; then stories past the cutoff that no kept article or alert refers to. That
+        keeps one alert per rule and story: a story is joined only within ``STORY_WINDOW``
+        (days) of its creation and only through its hashes, gone at the cutoff, so no new
+        article can reach a story this old; an item seen again is stopped by its seen keys,
+        not by an alert. A story id SQLite hands out again (it reuses the highest rowid once
+        deleted) is free of every article and alert by then, so it cannot inherit an alert.
+        """
         cutoff = now - retention
+        listed_since = seen.c.last_seen_at < (
+            select(feeds.c.last_document_at).where(feeds.c.id == seen.c.feed_id).scalar_subquery()
+        )
         with self.engine.begin() as conn:
             removed = {
-                "seen": conn.execute(delete(seen).where(seen.c.last_seen_at < cutoff)).rowcount,
+                "seen": conn.execute(
+                    delete(seen).where(seen.c.last_seen_at < cutoff, listed_since)
+                ).rowcount,
                 "articles": conn.execute(
                     delete(articles).where(articles.c.fetched_at < cutoff)
                 ).rowcount,
@@ -1410,10 +1485,20 @@ class Store:
             }
             old_stories = select(stories.c.id).where(stories.c.created_at < cutoff)
             conn.execute(delete(story_hashes).where(story_hashes.c.story_id.in_(old_stories)))
-            done_alerts = select(alerts.c.id).where(
-                alerts.c.created_at < cutoff, alerts.c.state == "done"
+            done = and_(alerts.c.created_at < cutoff, alerts.c.state == "done")
+            conn.execute(
+                delete(deliveries).where(deliveries.c.alert_id.in_(select(alerts.c.id).where(done)))
             )
-            conn.execute(delete(deliveries).where(deliveries.c.alert_id.in_(done_alerts)))
+            removed["alerts"] = conn.execute(delete(alerts).where(done)).rowcount
+            removed["stories"] = conn.execute(
+                delete(stories).where(
+                    stories.c.created_at < cutoff,
+                    stories.c.id.not_in(
+                        select(articles.c.story_id).where(articles.c.story_id.is_not(None))
+                    ),
+                    stories.c.id.not_in(select(alerts.c.story_id)),
+                )
+            ).rowcount
             conn.execute(delete(channel_sends).where(channel_sends.c.sent_at < cutoff))
             conn.execute(delete(poll_log).where(poll_log.c.polled_at < cutoff))
         return removed

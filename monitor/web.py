@@ -307,11 +307,14 @@ def _feed_metrics(feeds: Sequence[FeedState]) -> Iterator[Metric]:
 
 
 def feed_state(feed: FeedState) -> tuple[str, str]:
-    """(state, label): ok, new, backoff, disabled (by the monitor), removed (from feeds.yaml)."""
+    """(state, label): ok, new, backoff, disabled (by the monitor, or ``enabled: false`` in
+    feeds.yaml), removed (from feeds.yaml)."""
     if feed.disabled_reason:
         return "disabled", f"disabled: {feed.disabled_reason}"
-    if not feed.enabled:
+    if feed.removed:
         return "removed", "not in feeds.yaml"
+    if not feed.enabled:
+        return "disabled", "disabled in feeds.yaml"
     if feed.consecutive_failures:
         return "backoff", f"backing off ({feed.consecutive_failures} failures)"
     if feed.last_polled_at is None:
@@ -683,12 +686,13 @@ class WebServer:
         sock.setblocking(False)
         return sock
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving; after ``timeout`` seconds the server is cancelled mid-shutdown."""
         if self._server is None or self._task is None:
             return
         self._server.should_exit = True
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=5)
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout)
         except (TimeoutError, asyncio.CancelledError):
             self._task.cancel()
         except SystemExit:  # uvicorn exits on a start-up failure; the daemon reports it

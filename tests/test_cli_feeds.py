@@ -103,6 +103,9 @@ def test_import_of_a_non_opml_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_backtest_reports_hits_per_rule_and_sends_nothing(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     rules = rules_dir(tmp_path)
+    (rules / "desk.yaml").write_text(
+        "rules:\n  - id: drones\n    query: 'drone*'\n  - id: budget\n    query: budget\n"
+    )
     db = f"sqlite:///{tmp_path / 'm.db'}"
     monkeypatch.setenv("MONITOR_DATABASE_URL", db)
     monkeypatch.setenv("MONITOR_RULES_DIR", str(rules))
@@ -112,10 +115,14 @@ def test_backtest_reports_hits_per_rule_and_sends_nothing(tmp_path: Path, monkey
     state = store.feed("https://f.example/rss")
     assert state is not None
     items = []
-    for n, title in enumerate(["Drone strike on depot", "Budget vote", "Drones over border"]):
+    stored = [  # (title, days ago)
+        ("Drone strike on depot", 0), ("Budget vote", 1), ("Drones over border", 2),
+        ("Drone factory opens", 10),
+    ]  # fmt: skip
+    for n, (title, age) in enumerate(stored):
         article = Article(
             id=f"a{n}", feed="F", feed_url="https://f.example/rss", title=title,
-            fetched_at=now - timedelta(days=n), fingerprint=story_fingerprint(title, ""),
+            fetched_at=now - timedelta(days=age), fingerprint=story_fingerprint(title, ""),
         )  # fmt: skip
         items.append(NewItem(article=article, keys=[f"id:a{n}"]))
     store.record_items(PollRecord(feed_id=state.id, now=now, new_items=items, present_keys=[]), "F")
@@ -123,15 +130,44 @@ def test_backtest_reports_hits_per_rule_and_sends_nothing(tmp_path: Path, monkey
 
     result = runner.invoke(app, ["backtest", "--since", "7d"])
     assert result.exit_code == 0, result.output
-    assert "drones: 2 hit(s)" in result.output
-    assert "Drone strike on depot" in result.output and "Budget vote" not in result.output
+    # eight days (7 back and today): hits 2 and 0 days ago, per day and as a sparkline
+    assert "drones: 2 hit(s), 0.2/day  ▁▁▁▁▁█▁█" in result.output
+    assert "budget: 1 hit(s), 0.1/day  ▁▁▁▁▁▁█▁" in result.output
+    assert "Drone strike on depot" in result.output
+    assert "Drone factory opens" not in result.output  # older than --since
     assert "nothing was sent" in result.output
+
+    longer = runner.invoke(app, ["backtest", "--since", "12d"])
+    assert "drones: 3 hit(s)" in longer.output and "Drone factory opens" in longer.output
+
+    one = runner.invoke(app, ["backtest", "--rule", "drones"])
+    assert one.exit_code == 0, one.output
+    assert "drones: 2 hit(s)" in one.output
+    assert "budget" not in one.output and "Budget vote" not in one.output
     reopened = Store.open(db)
     assert reopened.count(alerts) == 0 and reopened.count(deliveries) == 0
     reopened.close()
 
     unknown = runner.invoke(app, ["backtest", "--rule", "nope"])
     assert unknown.exit_code == 1
+
+
+def test_status_tells_a_disabled_feed_from_a_removed_one(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    monkeypatch.setenv("MONITOR_DATABASE_URL", db)
+    monkeypatch.setenv("COLUMNS", "200")
+    store = Store.open(db)
+    now = datetime.now(UTC)
+    off, gone = ("https://off.example/rss", "Off", False), ("https://gone.example/", "Gone", True)
+    store.sync_feeds([off, gone], now)
+    store.sync_feeds([off], now)  # "Gone" taken out of feeds.yaml
+    store.close()
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 0, result.output
+    (off_row,) = [line for line in result.output.splitlines() if " Off " in line]
+    (gone_row,) = [line for line in result.output.splitlines() if " Gone " in line]
+    assert "disabled in feeds.yaml" in off_row
+    assert "not in feeds.yaml" in gone_row and "disabled" not in gone_row
 
 
 def test_sparkline() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,9 +19,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from monitor import __version__
+from monitor.alerts import Message
 from monitor.config import load_settings
-from monitor.daemon import Daemon
+from monitor.daemon import Daemon, make_fetcher
+from monitor.fetch import FetchRequest
 from tests.feedserver import FeedServer, Route
+from tests.pg import free_port
 
 RULES = """
 rules:
@@ -71,6 +76,15 @@ def healthy(base: str) -> bool:
         return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def use_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run in-process with the workspace's settings (and no MONITOR_ setting from outside)."""
+    for key in [k for k in os.environ if k.startswith("MONITOR_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith("MONITOR_"):
+            monkeypatch.setenv(key, value)
 
 
 def monitor(
@@ -150,13 +164,59 @@ def test_offline_feeds_fail_back_off_and_the_daemon_keeps_running(tmp_path: Path
     assert process.returncode == 0
 
 
+class StuckChannel:
+    """A channel whose sends never finish (a chat service that stopped answering)."""
+
+    name = "stuck"
+    tags: frozenset[str] = frozenset()
+
+    def __init__(self) -> None:
+        self.sending = asyncio.Event()
+
+    async def send(self, message: Message) -> None:
+        self.sending.set()
+        await asyncio.sleep(60)
+
+
+async def test_shutdown_holds_one_deadline_whatever_is_stuck(
+    server: FeedServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A poll waiting on a silent server, a channel that never answers, the HTTP listener: all
+    finished or abandoned, and closed, within the one deadline counted from the stop."""
+    server.routes["/silent"] = Route(body=rss("Weather"), delay=8)
+    server.routes["/news"] = Route(body=rss("Drone strike reported"))
+    env = workspace(tmp_path, [])
+    (tmp_path / "rules" / "feeds.yaml").write_text(
+        f"feeds:\n  - url: {server.url('/silent')}\n"
+        f"  - url: {server.url('/news')}\n    alert_on_first_poll: true\n"
+    )
+    env.update(MONITOR_FETCH_TIMEOUT="30s", MONITOR_HTTP_LISTEN=f"127.0.0.1:{free_port()}")
+    use_env(env, monkeypatch)
+    channel = StuckChannel()
+    daemon = Daemon(load_settings(), channels=[channel], shutdown_deadline=3.0)
+    running = asyncio.create_task(daemon.run())
+    async with asyncio.timeout(20):
+        await channel.sending.wait()
+        while not server.received("/silent"):
+            await asyncio.sleep(0.05)
+    assert daemon.in_flight and daemon.web is not None
+
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="monitor.daemon"):
+        daemon.request_stop("test")
+        assert await asyncio.wait_for(running, timeout=15) == 0
+    assert time.monotonic() - started < 3.3
+    assert "abandoned 1 in-flight polls" in caplog.text
+
+
 def test_invalid_rule_edit_keeps_the_last_valid_set(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     env = workspace(tmp_path, [])
-    for key, value in env.items():
-        if key.startswith("MONITOR_"):
-            monkeypatch.setenv(key, value)
+    use_env(env, monkeypatch)
     daemon = Daemon(load_settings())
     assert [r.id for r in daemon.ruleset.rules] == ["drones"]
     rules_file = tmp_path / "rules" / "desk.yaml"
@@ -165,7 +225,7 @@ def test_invalid_rule_edit_keeps_the_last_valid_set(
     with caplog.at_level(logging.ERROR, logger="monitor.daemon"):
         assert daemon.reload_if_changed() is False
     assert [r.id for r in daemon.ruleset.rules] == ["drones"]
-    assert any(f"{rules_file}:" in rec.getMessage() for rec in caplog.records)
+    assert logged_at(caplog, rules_file, line=7)
 
     rules_file.write_text(RULES + "  - id: treaty\n    query: '\"defence treaty\"'\n")
     os.utime(rules_file, ns=(time.time_ns(), time.time_ns() + 1_000_000))
@@ -174,11 +234,33 @@ def test_invalid_rule_edit_keeps_the_last_valid_set(
     daemon.store.close()
 
 
+def logged_at(caplog: pytest.LogCaptureFixture, path: Path, line: int) -> bool:
+    """Whether an error was logged as ``path:line:col: message``."""
+    where = re.compile(rf"{re.escape(str(path))}:{line}:\d+: \S")
+    return any(where.search(rec.getMessage()) for rec in caplog.records)
+
+
+def test_invalid_feeds_yaml_edit_keeps_the_last_valid_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    use_env(workspace(tmp_path, ["http://127.0.0.1:9/one"]), monkeypatch)
+    daemon = Daemon(load_settings())
+    feeds_file = tmp_path / "rules" / "feeds.yaml"
+    feeds_file.write_text(
+        feeds_file.read_text() + "  - url: http://127.0.0.1:9/two\n    interval: 5x\n"
+    )
+    os.utime(feeds_file, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+    with caplog.at_level(logging.ERROR, logger="monitor.daemon"):
+        assert daemon.reload_if_changed() is False
+    assert logged_at(caplog, feeds_file, line=6)
+    assert [f.url for f in daemon.ruleset.feeds.feeds] == ["http://127.0.0.1:9/one"]
+    assert [f.url for f in daemon.store.all_feeds() if f.enabled] == ["http://127.0.0.1:9/one"]
+    daemon.store.close()
+
+
 def test_feeds_yaml_edits_reach_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = workspace(tmp_path, ["http://127.0.0.1:9/one"])
-    for key, value in env.items():
-        if key.startswith("MONITOR_"):
-            monkeypatch.setenv(key, value)
+    use_env(env, monkeypatch)
     daemon = Daemon(load_settings())
     feeds_file = tmp_path / "rules" / "feeds.yaml"
     feeds_file.write_text(
@@ -193,6 +275,22 @@ def test_feeds_yaml_edits_reach_the_store(tmp_path: Path, monkeypatch: pytest.Mo
     daemon.store.close()
 
 
+async def test_the_default_user_agent_names_the_project_its_version_and_a_url(
+    server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC section 3: what a publisher sees in its logs when MONITOR_USER_AGENT is not set."""
+    use_env(workspace(tmp_path, []), monkeypatch)
+    monkeypatch.chdir(tmp_path)  # no .env or monitor.toml of the checkout's
+    server.routes["/ua"] = Route(body=rss("Parliament sits"))
+    async with make_fetcher(load_settings()) as fetcher:
+        outcome = await fetcher.fetch(FetchRequest(server.url("/ua")))
+    assert outcome.kind == "ok"
+    agent = server.received("/ua")[-1].headers["user-agent"]
+    found = re.fullmatch(r"wire-monitor/(\S+) \(\+(https://\S+)\)", agent)
+    assert found is not None, agent
+    assert found.group(1) == __version__
+
+
 def test_default_interval_applies_where_feeds_yaml_sets_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -200,9 +298,7 @@ def test_default_interval_applies_where_feeds_yaml_sets_none(
     (tmp_path / "rules" / "feeds.yaml").write_text(
         "feeds:\n  - url: http://127.0.0.1:9/a\n  - url: http://127.0.0.1:9/b\n    interval: 7m\n"
     )
-    for key, value in env.items():
-        if key.startswith("MONITOR_"):
-            monkeypatch.setenv(key, value)
+    use_env(env, monkeypatch)
     monkeypatch.setenv("MONITOR_DEFAULT_INTERVAL", "2m")
     daemon = Daemon(load_settings())
     intervals = [f.interval for f in daemon.ruleset.feeds.feeds]
@@ -233,9 +329,7 @@ def test_run_once_polls_again_what_the_memory_budget_postponed(
             urls.append(farm.url(f"/f{n}", hosts[n]))
         env = workspace(tmp_path, urls)
         env.update(MONITOR_MAX_FEED_BYTES="1MiB", MONITOR_FETCH_MEMORY_BUDGET="1MiB")
-        for key, value in env.items():
-            if key.startswith("MONITOR_"):
-                monkeypatch.setenv(key, value)
+        use_env(env, monkeypatch)
         daemon = Daemon(load_settings())
         summary = asyncio.run(daemon.run_once())
         assert [(r.outcome, r.items) for r in summary.polls] == [("new", 250)] * 6

@@ -318,6 +318,28 @@ async def test_credentials_are_not_forwarded_to_another_host(server: FeedServer)
     assert "authorization" not in second.headers and second.headers["x-keep"] == "1"
 
 
+async def test_a_stored_move_off_the_configured_host_is_checked_on_the_first_hop(
+    server: FeedServer,
+) -> None:
+    """After a 301 the moved-to URL is fetched directly; it is not the operator's choice, so
+    its first hop gets the redirect policy, and the feed's credentials stay home."""
+    server.routes["/moved"] = Route(body=FEED)
+    request = FetchRequest(
+        server.url("/moved", host="127.0.0.2"),
+        configured_url=server.url("/feed"),
+        headers={"Authorization": "Bearer t"},
+    )
+    async with make_fetcher() as fetcher:
+        refused = await fetcher.fetch(request)
+    assert refused.error is not None and refused.error.kind == "redirect_refused"
+    assert server.received("/moved") == []
+
+    async with make_fetcher(allowed_private_hosts=frozenset({"127.0.0.2"})) as fetcher:
+        allowed = await fetcher.fetch(request)
+    assert allowed.kind == "ok"
+    assert "authorization" not in server.received("/moved")[0].headers
+
+
 async def test_a_mock_transport_is_a_seam_too() -> None:
     """Bodies built in memory (MockTransport, respx) are taken as they are, still size-checked."""
 

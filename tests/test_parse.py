@@ -533,6 +533,24 @@ def test_ids_are_stable_in_any_order_with_or_without_guid() -> None:
     assert len(set(first.values())) == 2
 
 
+def test_without_guid_or_link_the_title_and_text_are_the_identity_not_the_date() -> None:
+    """A publisher re-stamping an item without guid or link does not make it a new item."""
+
+    def item_id(title: str, text: str, published: str | None) -> str:
+        date = f"<pubDate>{published}</pubDate>" if published else ""
+        doc = (
+            f'<rss version="2.0"><channel><item><title>{title}</title>'
+            f"<description>{text}</description>{date}</item></channel></rss>"
+        ).encode()
+        return parse_feed(doc, feed_url="https://a.example/feed", now=NOW).articles[0].id
+
+    first = item_id("Drone strike", "Officials said.", "Tue, 24 Nov 2026 10:00:00 GMT")
+    assert item_id("Drone strike", "Officials said.", "Tue, 24 Nov 2026 11:30:00 GMT") == first
+    assert item_id("Drone strike", "Officials said.", None) == first
+    assert item_id("Drone strike", "Officials denied it.", None) != first
+    assert item_id("Drone strikes", "Officials said.", None) != first
+
+
 def test_an_item_without_guid_or_link_keeps_its_id_across_polls() -> None:
     item = (
         b"<item><title>Air raid alert lifted</title><description>The all-clear sounded."

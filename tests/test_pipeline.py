@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from monitor.alerts import ConsoleChannel, Dispatcher, route
 from monitor.fetch import Fetcher, FetchLimits
 from monitor.pipeline import (
+    JITTER,
     POSTPONE_S,
     WORKER_PARSE_BYTES,
     ParseWorker,
@@ -217,11 +219,55 @@ async def test_failures_back_off_and_keep_what_was_seen(harness: Harness) -> Non
     assert delays[-1] > delays[0]
     assert all(d <= timedelta(hours=6) for d in delays)
 
-    harness.server.routes["/flaky"] = Route(body=rss(OLD, OLD_DRONE))
+    # back with a changed document: the old items and one new one; only that one is new
+    harness.server.routes["/flaky"] = Route(body=rss(NEW_DRONE, OLD, OLD_DRONE))
     report = await poll_feed(feed, harness.context(), NOW + timedelta(hours=5))
-    assert (report.outcome, report.new_items) in (("new", 0), ("unchanged", 0))
+    assert (report.outcome, report.new_items, report.alerts) == ("new", 1, 1)
     state = harness.store.feed(feed.url)
     assert state is not None and state.consecutive_failures == 0
+
+
+def undated(*items: tuple[str, str]) -> bytes:
+    """An RSS document of undated items (guid, title): they count as recent whenever seen."""
+    body = "".join(
+        f"<item><guid>{guid}</guid><title>{title}</title>"
+        f"<link>https://news.example.org/{guid}</link></item>"
+        for guid, title in items
+    )
+    return f'<rss version="2.0"><channel><title>T</title>{body}</channel></rss>'.encode()
+
+
+@pytest.mark.parametrize("meanwhile", ["not_modified", "unchanged", "error"])
+async def test_items_still_in_the_feed_outlive_the_retention_period(
+    harness: Harness, meanwhile: str
+) -> None:
+    """The feed answers 304, the same body, or fails for longer than the retention period while
+    its items stay in it; retention runs. When the feed changes, only the new item is new: the
+    undated drone story that alerted once does not alert again."""
+    path = f"/still-{meanwhile}"
+    etag = '"v2"' if meanwhile == "not_modified" else None
+    parliament, drone = ("g1", "Parliament sits"), ("g2", "Drone factory opens")
+    harness.server.routes[path] = Route(body=undated(parliament))
+    feed = harness.feed(path)
+    await poll_feed(feed, harness.context(), NOW)
+    harness.server.routes[path] = Route(body=undated(drone, parliament), etag=etag)
+    report = await poll_feed(feed, harness.context(), NOW + timedelta(minutes=5))
+    assert (report.new_items, report.alerts) == (1, 1)
+
+    if meanwhile == "error":
+        harness.server.routes[path] = Route(status=500)
+    later = NOW + timedelta(days=31)
+    for day in range(0, 31, 10):  # polled now and then, never changed, retention hourly
+        report = await poll_feed(feed, harness.context(), NOW + timedelta(days=day, hours=1))
+        assert report.outcome == meanwhile
+        harness.store.prune(NOW + timedelta(days=day, hours=1), timedelta(days=30))
+    harness.store.prune(later, timedelta(days=30))
+
+    budget = ("g3", "Budget passes")
+    harness.server.routes[path] = Route(body=undated(budget, drone, parliament), etag='"v3"')
+    report = await poll_feed(feed, harness.context(), later + timedelta(minutes=5))
+    assert (report.outcome, report.new_items, report.alerts) == ("new", 1, 0)
+    assert harness.alert_count() == 1
 
 
 async def test_retry_after_is_honoured(harness: Harness) -> None:
@@ -241,6 +287,27 @@ async def test_ttl_is_a_lower_bound_unless_the_desk_opts_out(harness: Harness) -
     assert report.next_poll_at is not None and report.next_poll_at - NOW < timedelta(minutes=5)
 
 
+async def test_the_next_poll_is_brought_forward_at_random_never_delayed(
+    harness: Harness,
+) -> None:
+    """Jitter spreads feeds added together: up to ``JITTER`` of the interval earlier, never
+    later than the interval (pinned here by min_interval = max_interval)."""
+    harness.server.routes["/jitter"] = Route(body=rss(OLD))
+    feed = harness.feed("/jitter", interval="10m", min_interval="10m", max_interval="10m")
+    interval = timedelta(minutes=10)
+    offsets = []
+    for n in range(8):
+        context = harness.context()
+        context.rng = random.Random(n)
+        now = NOW + n * 2 * interval
+        report = await poll_feed(feed, context, now)
+        assert report.next_poll_at is not None
+        offsets.append(report.next_poll_at - now)
+    assert all(interval * (1 - JITTER) <= offset <= interval for offset in offsets)
+    assert len(set(offsets)) == len(offsets)
+    assert min(offsets) < interval * (1 - JITTER / 2) < max(offsets)
+
+
 async def test_permanent_redirect_updates_the_stored_url(harness: Harness) -> None:
     harness.server.routes["/moved"] = Route.redirect(301, harness.server.url("/new-home"))
     harness.server.routes["/new-home"] = Route(body=rss(OLD))
@@ -251,6 +318,43 @@ async def test_permanent_redirect_updates_the_stored_url(harness: Harness) -> No
     before = len(harness.server.received("/moved"))
     await poll_feed(feed, harness.context(), NOW + timedelta(minutes=5))
     assert len(harness.server.received("/moved")) == before
+
+
+async def test_a_moved_feed_stays_under_the_redirect_policy(harness: Harness) -> None:
+    """A public feed moved (301) to a host whose name later resolves inside the operator's
+    network: the stored URL is not the operator's choice, so the next poll is refused before
+    any request reaches it."""
+    addresses = {"moved.example": ["93.184.216.34"]}
+    hits: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        hits.append(str(request.url))
+        if request.url.host == "feeds.example.com":
+            return httpx.Response(301, headers={"Location": "http://moved.example/rss"})
+        return httpx.Response(200, content=rss(OLD))
+
+    async def resolver(host: str) -> list[str]:
+        return addresses[host]
+
+    feed = FeedConfig(url="https://feeds.example.com/rss", name="moved")
+    harness.store.sync_feeds([(feed.url, feed.name, True)], NOW)
+    context = harness.context()
+    async with Fetcher(
+        harness.limits,
+        max_concurrency=2,
+        per_host_concurrency=2,
+        transport=httpx.MockTransport(answer),
+        resolver=resolver,
+    ) as context.fetcher:
+        assert (await poll_feed(feed, context, NOW)).outcome == "new"
+        state = harness.store.feed(feed.url)
+        assert state is not None and state.fetch_url == "http://moved.example/rss"
+
+        addresses["moved.example"] = ["10.0.0.5"]
+        hits.clear()
+        report = await poll_feed(feed, context, NOW + timedelta(minutes=5))
+    assert (report.outcome, report.error_kind) == ("error", "redirect_refused")
+    assert hits == []
 
 
 async def test_410_disables_the_feed_and_says_so(harness: Harness) -> None:

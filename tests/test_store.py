@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import func, select, update
 
 from monitor.dedupe import best_story, fingerprint_hashes, identity_keys
 from monitor.parse import story_fingerprint
@@ -24,6 +25,7 @@ from monitor.store import (
     deliveries,
     feeds,
     matches,
+    stories,
 )
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -119,7 +121,7 @@ def test_removed_feeds_are_disabled_not_deleted(store: Store) -> None:
     feed_id(store)
     store.sync_feeds([], NOW)
     state = store.feed(FEED)
-    assert state is not None and state.enabled is False
+    assert state is not None and (state.enabled, state.removed) == (False, True)
 
 
 def test_a_poll_is_recorded_whole(store: Store) -> None:
@@ -187,24 +189,115 @@ def test_another_rule_on_the_same_story_alerts(store: Store) -> None:
 
 
 def test_tombstones_outlive_the_item_for_the_retention_period(store: Store) -> None:
-    article = make_article(1)
+    article, other = make_article(1), make_article(2)
     keys = identity_keys(article)
     record(store, [new_item(article)])
-    # still in the feed a day later: its clock restarts
+    # still in the feed a day later: its clock restarts; a day after that it has left
     record(store, [], present=keys, now=NOW + timedelta(days=1))
+    record(store, [new_item(other)], now=NOW + timedelta(days=2))
     store.prune(NOW + timedelta(days=30, hours=12), retention=timedelta(days=30))
     assert store.seen_keys(keys) == set(keys)
     store.prune(NOW + timedelta(days=31, hours=1), retention=timedelta(days=30))
     assert store.seen_keys(keys) == set()
+    assert store.seen_keys(identity_keys(other)) == set(identity_keys(other))
 
 
-def test_failed_fetch_forgets_nothing(store: Store) -> None:
-    article = make_article(1)
+@pytest.mark.parametrize("then", ["failing", "unchanged", "empty", "truncated"])
+def test_an_item_still_in_its_feed_is_never_forgotten(store: Store, then: str) -> None:
+    """After the last document that listed it, the feed fails, answers unchanged (nothing is
+    recorded), serves an empty document or a truncated one without it, for longer than the
+    retention period: the item has not been seen to leave, so its keys stay."""
+    article, later = make_article(1), make_article(2)
+    keys = identity_keys(article)
     record(store, [new_item(article)])
-    store.update_feed(
-        feed_id(store), last_status=500, last_error="HTTP 500", consecutive_failures=3
-    )
-    assert store.seen_keys(identity_keys(article)) == set(identity_keys(article))
+    when = NOW + timedelta(days=10)
+    if then == "failing":
+        store.update_feed(
+            feed_id(store), last_status=500, last_error="HTTP 500", consecutive_failures=30
+        )
+    elif then in ("empty", "truncated"):
+        item = [new_item(later)] if then == "truncated" else []
+        store.record_items(
+            PollRecord(feed_id=feed_id(store), now=when, new_items=item,
+                       present_keys=[k for i in item for k in i.keys], complete=then == "empty"),
+            feed_name="Asia",
+        )  # fmt: skip
+    store.prune(NOW + timedelta(days=40), retention=timedelta(days=30))
+    assert store.seen_keys(keys) == set(keys)
+
+
+def settle_all(store: Store, now: datetime) -> None:
+    """Every pending delivery accepted by its channel."""
+    with store.engine.connect() as conn:
+        pending = conn.execute(select(deliveries.c.id).where(deliveries.c.state == "pending"))
+        ids = list(pending.scalars())
+    for delivery_id in ids:
+        store.settle_delivery(delivery_id, now, sent=True)
+
+
+def test_retention_forgets_old_stories_and_finished_alerts(store: Store) -> None:
+    """Past the cutoff: a delivered alert goes with its deliveries, and a story goes once no
+    kept article or alert refers to it; an alert still waiting for a channel stays, and so does
+    its story."""
+    drones, budget, floods, vote = (
+        make_article(n, title)
+        for n, title in enumerate(
+            ["Drone strike on depot", "Budget talks stall", "Floods in the south",
+             "Parliament vote delayed"],
+            start=1,
+        )
+    )  # fmt: skip
+    record(store, [new_item(drones, rules=("nk-drones",)), new_item(budget)])
+    settle_all(store, NOW)
+    record(store, [new_item(floods, rules=("nk-drones",))])  # its channel is down
+    later = NOW + timedelta(days=29)
+    record(store, [new_item(vote.model_copy(update={"fetched_at": later}))], now=later)
+    assert store.count(stories) == 4
+
+    removed = store.prune(NOW + timedelta(days=31), retention=timedelta(days=30))
+    assert (removed["alerts"], removed["stories"]) == (1, 2)
+    with store.engine.connect() as conn:
+        assert list(conn.execute(select(alerts.c.article_id)).scalars()) == ["a3"]
+        assert conn.execute(select(func.count()).select_from(stories)).scalar_one() == 2
+    assert store.outbox_counts() == {"pending": 1}
+    assert [a.id for a in store.articles_since(NOW - timedelta(days=1))] == ["a4"]
+
+
+def test_a_story_after_retention_alerts_even_on_a_reused_story_id(store: Store) -> None:
+    """SQLite hands out a deleted story's id again: the alert of the old story is gone with
+    it, so the new story alerts (one alert per rule and story, not per reused number)."""
+    record(store, [new_item(make_article(1), rules=("nk-drones",))])
+    settle_all(store, NOW)
+    later = NOW + timedelta(days=31)
+    store.prune(later, retention=timedelta(days=30))
+    assert store.count(alerts) == 0 and store.count(stories) == 0
+    record(store, [new_item(make_article(5), rules=("nk-drones",))], now=later)
+    with store.engine.connect() as conn:
+        assert list(conn.execute(select(alerts.c.article_id)).scalars()) == ["a5"]
+
+
+def test_migrations_4_and_5_upgrade_a_version_3_database(store: Store) -> None:
+    """A database from before ``feeds.last_document_at``: each feed starts from when it last saw
+    one of its own keys, so the tombstone of an item that had left it still expires; and from
+    before ``feeds.removed``: no feed is removed until the next sync says so."""
+    gone, stays = make_article(1), make_article(2)
+    record(store, [new_item(gone), new_item(stays)])
+    record(store, [], present=identity_keys(stays), now=NOW + timedelta(days=1))
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE feeds DROP COLUMN last_document_at")
+        conn.exec_driver_sql("ALTER TABLE feeds DROP COLUMN removed")
+        conn.exec_driver_sql("DELETE FROM schema_version WHERE version > 3")
+    url = store.engine.url.render_as_string(hide_password=False)
+    upgraded = Store.open(url)
+    try:
+        state = upgraded.feed(FEED)
+        assert state is not None and state.last_document_at == NOW + timedelta(days=1)
+        assert state.removed is False
+        upgraded.prune(NOW + timedelta(days=40), retention=timedelta(days=30))
+        assert upgraded.seen_keys(identity_keys(gone)) == set()
+        assert upgraded.seen_keys(identity_keys(stays)) == set(identity_keys(stays))
+    finally:
+        upgraded.close()
 
 
 def test_backtest_reads_stored_articles(store: Store) -> None:

@@ -24,6 +24,7 @@ from monitor.web import (
     WebServer,
     check_listen,
     create_app,
+    feed_state,
     is_loopback,
     parse_listen,
 )
@@ -194,6 +195,29 @@ def test_metrics_from_the_process_and_from_the_store(store: Store) -> None:
     assert metric(text, "monitor_store_up") == 1
     # per-daemon registries: a second daemon's metrics start from zero
     assert "monitor_polls_total{" not in Metrics().render().decode()
+
+
+def test_a_feed_disabled_in_feeds_yaml_is_disabled_not_removed(store: Store) -> None:
+    """``enabled: false`` is the analyst's choice, shown as such; a feed taken out of
+    feeds.yaml is "removed"; both stay in the store."""
+    on, off, gone = (f"https://{n}.example.org/rss" for n in ("on", "off", "gone"))
+    store.sync_feeds([(on, "On", True), (off, "Off", False), (gone, "Gone", True)], NOW)
+    store.sync_feeds([(on, "On", True), (off, "Off", False)], NOW)
+    assert {f.name: feed_state(f) for f in store.all_feeds()} == {
+        "On": ("new", "new"),
+        "Off": ("disabled", "disabled in feeds.yaml"),
+        "Gone": ("removed", "not in feeds.yaml"),
+    }
+    beat = Heartbeat(30)
+    with TestClient(create_app(store=store, metrics=Metrics(store, beat), heartbeat=beat)) as web:
+        text, page = web.get("/metrics").text, web.get("/").text
+    assert metric(text, "monitor_feeds", state="disabled") == 1
+    assert metric(text, "monitor_feeds", state="removed") == 1
+    assert "disabled in feeds.yaml" in page
+
+    store.sync_feeds([(on, "On", True), (off, "Off", False), (gone, "Gone", True)], NOW)
+    state = store.feed(gone)
+    assert state is not None and state.enabled and not state.removed
 
 
 def test_status_page_escapes_masks_and_charts(client: TestClient) -> None:
