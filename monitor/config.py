@@ -145,7 +145,7 @@ class Settings(BaseSettings):
         }
         found.update(url_secrets(self.database_url.get_secret_value(), parts=False))
         urls = self.apprise_urls.get_secret_value().replace(",", " ").split()
-        urls += apprise_config_urls(self.apprise_config)
+        urls += apprise_config_secrets(self.apprise_config)
         for url in urls:
             found.add(url)
             found.update(url_secrets(url, parts=True))
@@ -156,28 +156,35 @@ class Settings(BaseSettings):
         return Masker(self.secrets())
 
 
+_URL_PASSWORD = re.compile(r"(?P<head>://[^/:@\s]*:)[^@/\s]*@")
+#: Query parameters that carry a credential: libpq's ``password`` and ``sslpassword``
+#: (``postgresql://u@h/db?password=...``), and the ``token``, ``key``, ``secret`` of web hooks.
+_SECRET_NAME = re.compile(r"[\w.-]*(?:pass(?:word|wd)?|pwd|secret|token|key)[\w.-]*", re.I)
+_SECRET_PARAM = re.compile(rf"(?P<head>[?&;]{_SECRET_NAME.pattern}=)[^&#;\s'\"<>]+", re.I)
+
+
 #: A URL as it appears in an Apprise config file, TEXT (``tag=url``) or YAML (``- url:``).
 _CONFIG_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
+#: A credential given as an option of a YAML entry (``pass: ...``, ``token: ...``).
+_CONFIG_OPTION = re.compile(
+    rf"^[\s-]*{_SECRET_NAME.pattern}\s*:\s*['\"]?(?P<value>[^\s'\"#]+)", re.I | re.M
+)
 
 
-def apprise_config_urls(path: Path | None) -> list[str]:
-    """The URLs in an Apprise config file, whatever its format: they carry tokens as much as
-    ``MONITOR_APPRISE_URLS`` does, and Apprise itself logs a URL it cannot load. A file that
-    cannot be read yields none (loading the channels reports it)."""
+def apprise_config_secrets(path: Path | None) -> list[str]:
+    """The URLs in an Apprise config file, whatever its format, and the credentials given as
+    options of its YAML entries: they carry tokens as much as ``MONITOR_APPRISE_URLS`` does,
+    and Apprise itself logs a URL it cannot load. A file that cannot be read yields none
+    (loading the channels reports it)."""
     if path is None:
         return []
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
-    return [m.group().rstrip(",") for m in _CONFIG_URL.finditer(text)]
-
-
-_URL_PASSWORD = re.compile(r"(?P<head>://[^/:@\s]*:)[^@/\s]*@")
-#: Query parameters that carry a credential: libpq's ``password`` and ``sslpassword``
-#: (``postgresql://u@h/db?password=...``), and the ``token``, ``key``, ``secret`` of web hooks.
-_SECRET_NAME = re.compile(r"[\w.-]*(?:pass(?:word|wd)?|pwd|secret|token|key)[\w.-]*", re.I)
-_SECRET_PARAM = re.compile(rf"(?P<head>[?&;]{_SECRET_NAME.pattern}=)[^&#;\s'\"<>]+", re.I)
+    # a YAML entry's URL is a key: its ``:`` is not part of it
+    urls = [m.group().rstrip(",:") for m in _CONFIG_URL.finditer(text)]
+    return urls + [m.group("value") for m in _CONFIG_OPTION.finditer(text)]
 
 
 def mask_url_password(url: str) -> str:

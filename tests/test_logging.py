@@ -126,6 +126,7 @@ def test_secrets_are_masked_in_message_fields_and_urls() -> None:
     [
         ("apprise.txt", "desk, ops = json://hooks.example/{token}/in\n# a comment\n"),
         ("apprise.yml", "urls:\n  - json://hooks.example/{token}/in:\n      tag: desk\n"),
+        ("apprise.yaml", "urls:\n  - json://hooks.example/in/{token}:\n      tag: desk\n"),
     ],
 )
 def test_urls_in_an_apprise_config_file_are_secrets(tmp_path: Path, name: str, body: str) -> None:
@@ -134,8 +135,24 @@ def test_urls_in_an_apprise_config_file_are_secrets(tmp_path: Path, name: str, b
     config = tmp_path / name
     config.write_text(body.format(token=token), encoding="utf-8")
     formatter = LogFormatter("text", Settings(apprise_config=config).secrets())
-    line = formatter.format(record(f"could not load json://hooks.example/{token}/in"))
+    line = formatter.format(
+        record(f"could not load json://hooks.example/{token}/in or json://hooks.example/in/{token}")
+    )
     assert token not in line and MASK in line
+
+
+def test_credentials_given_as_options_in_a_yaml_apprise_config_are_secrets(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "apprise.yml"
+    config.write_text(
+        "urls:\n  - mailtos://mail.example:\n      user: desk\n      pass: pw9Kq2mZ\n"
+        "  - json://hooks.example/in:\n      - token: 'tk7Hq3xLw'\n",
+        encoding="utf-8",
+    )
+    formatter = LogFormatter("text", Settings(apprise_config=config).secrets())
+    line = formatter.format(record("login failed with pw9Kq2mZ, header tk7Hq3xLw"))
+    assert "pw9Kq2mZ" not in line and "tk7Hq3xLw" not in line
 
 
 def log_events(stderr: str) -> dict[str, list[dict[str, object]]]:
