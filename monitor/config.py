@@ -24,7 +24,7 @@ from pydantic_settings import (
 )
 
 from monitor import PROJECT_URL, __version__
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, did_you_mean
 from monitor.schema import ByteSize, Duration
 
 DEFAULT_USER_AGENT = f"wire-monitor/{__version__} (+{PROJECT_URL})"
@@ -244,21 +244,50 @@ def url_secrets(url: str, *, parts: bool) -> list[str]:
     return found
 
 
+def _toml_settings(toml_path: str, overrides: dict[str, Any]) -> set[str]:
+    """The settings ``monitor.toml`` gives that nothing above it overrides; an unknown key is an
+    error naming the file (pydantic-settings would ignore it, and a misspelt setting would
+    silently keep its default)."""
+    try:
+        with open(toml_path, "rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:  # the message has the position, not the file
+        raise ConfigError(f"MONITOR_CONFIG={toml_path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"MONITOR_CONFIG={toml_path}: {exc.strerror or exc}") from None
+    known = Settings.model_fields
+    for key in data:
+        if key not in known:
+            raise ConfigError(
+                f"MONITOR_CONFIG={toml_path}: unknown setting '{key}'{did_you_mean(key, known)}"
+            )
+    return {
+        key for key in data if key not in overrides and f"MONITOR_{key.upper()}" not in os.environ
+    }
+
+
+def _setting_problem(error: Any, toml_path: str | None, from_file: set[str]) -> str:
+    """One validation error, named where the value came from: the TOML file's key, or the
+    ``MONITOR_*`` variable (a check across settings names the settings in its message)."""
+    location = error["loc"]
+    if not location:
+        return str(error["msg"]).removeprefix("Value error, ")
+    name = "_".join(str(part) for part in location)
+    if name in from_file:
+        return f"MONITOR_CONFIG={toml_path}: {name}: {error['msg']}"
+    return f"MONITOR_{name.upper()}: {error['msg']}"
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Load settings once; a bad value is a ConfigError naming the setting, not a traceback."""
     toml_path = os.environ.get("MONITOR_CONFIG")
     if toml_path and not Path(toml_path).is_file():
         raise ConfigError(f"MONITOR_CONFIG={toml_path}: no such file")
+    from_file = _toml_settings(toml_path, overrides) if toml_path else set()
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            # a check across settings has no location: its message names the settings itself
-            f"MONITOR_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            if err["loc"]
-            else str(err["msg"]).removeprefix("Value error, ")
-            for err in exc.errors()
-        )
+        problems = "; ".join(_setting_problem(err, toml_path, from_file) for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None
     except tomllib.TOMLDecodeError as exc:  # the message has the position, not the file
         raise ConfigError(f"MONITOR_CONFIG={toml_path}: invalid TOML: {exc}") from None

@@ -15,6 +15,9 @@ exits 1, the daemon logs it against the feed or file it names and keeps running:
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Collection
+
 
 class MonitorError(Exception):
     """Base of every error the user can cause or fix."""
@@ -55,3 +58,10 @@ class StoreError(MonitorError):
 
 class DeliveryError(MonitorError):
     """A channel did not accept an alert."""
+
+
+def did_you_mean(name: str, choices: Collection[str]) -> str:
+    """`` (did you mean 'x'?)`` for a near miss, else an empty string: every "unknown name"
+    error (rule keys, fields, severities, settings) words its hint the same way."""
+    close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -60,16 +60,43 @@ def test_missing_toml_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
         load_settings()
 
 
+def toml_error(monkeypatch: pytest.MonkeyPatch, path: Path, text: str) -> str:
+    """The ConfigError message of settings loaded with ``text`` as ``monitor.toml``."""
+    path.write_text(text)
+    monkeypatch.setenv("MONITOR_CONFIG", str(path))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    return str(caught.value)
+
+
 def test_malformed_toml_file_is_an_error_naming_the_file(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     path = tmp_path / "monitor.toml"
-    path.write_text('default_interval = "90s"\nlog_format json\n')
-    monkeypatch.setenv("MONITOR_CONFIG", str(path))
-    with pytest.raises(ConfigError) as caught:
+    message = toml_error(monkeypatch, path, 'default_interval = "90s"\nlog_format json\n')
+    assert message.startswith(f"MONITOR_CONFIG={path}: invalid TOML: ")
+    assert "line 2" in message
+
+
+def test_misspelt_toml_setting_is_an_error_naming_file_and_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "monitor.toml"
+    assert toml_error(monkeypatch, path, 'fetch_timout = "5s"\n') == (
+        f"MONITOR_CONFIG={path}: unknown setting 'fetch_timout' (did you mean 'fetch_timeout'?)"
+    )
+
+
+def test_bad_toml_value_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "monitor.toml"
+    message = toml_error(monkeypatch, path, 'fetch_timeout = "banana"\nretention = "2d"\n')
+    assert f"MONITOR_CONFIG={path}: fetch_timeout: " in message
+    # the same key from the environment wins, and a bad value there names the variable
+    monkeypatch.setenv("MONITOR_FETCH_TIMEOUT", "pear")
+    with pytest.raises(ConfigError, match=r"MONITOR_FETCH_TIMEOUT: "):
         load_settings()
-    assert str(caught.value).startswith(f"MONITOR_CONFIG={path}: invalid TOML: ")
-    assert "line 2" in str(caught.value)
+    monkeypatch.setenv("MONITOR_FETCH_TIMEOUT", "5s")
+    assert load_settings().fetch_timeout == timedelta(seconds=5)
 
 
 def test_bad_value_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from monitor.errors import RuleError
+from monitor.errors import RuleError, did_you_mean
 from monitor.rules.compile import compile_rules, search_key
 from monitor.rules.matcher import Matcher
 from monitor.rules.model import (
@@ -40,7 +40,6 @@ from monitor.rules.query import (
     StructureError,
     Term,
     atoms,
-    did_you_mean,
     parse_query,
     parse_structured,
 )

@@ -26,8 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.errors import ConfigError
-from monitor.rules.query import ALL_FIELDS, Node, did_you_mean
+from monitor.errors import ConfigError, did_you_mean
+from monitor.rules.query import ALL_FIELDS, Node
 from monitor.schema import FIELDS, Duration, Severity
 
 

@@ -9,12 +9,12 @@ Precedence, loosest first: ``OR`` < ``AND`` (explicit or implicit) < ``NEAR/n``/
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from monitor.errors import did_you_mean
 from monitor.schema import FIELDS
 
 ALL_FIELDS: frozenset[str] = frozenset(FIELDS)
@@ -418,9 +418,3 @@ def to_structured(node: Node) -> dict[str, Any] | str:
     if isinstance(node, Not):
         return {"none": [to_structured(node.child)]}
     raise ValueError("the structured form has no NEAR")
-
-
-def did_you_mean(name: str, choices: Sequence[str] | set[str] | frozenset[str]) -> str:
-    """`` (did you mean 'x'?)`` for a near miss, else an empty string."""
-    close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
