@@ -77,7 +77,7 @@ def parse_feed(
     if not data or data.isspace():  # (not data.strip(): that copies a whole document)
         raise ParseError(f"{name}: empty document")
     try:
-        data = screen_bytes(data)
+        data = screen_bytes(data, header_charset(content_type))
     except ParseError as exc:
         raise ParseError(f"{name}: {exc}") from None
     if _looks_like_json(data, content_type):
@@ -105,17 +105,18 @@ _ENTITY_DECL = re.compile(
 )
 
 
-def screen_bytes(data: bytes) -> bytes:
+def screen_bytes(data: bytes, charset: str | None = None) -> bytes:
     """Make bytes safe for feedparser: UTF-8 throughout, no DOCTYPE, entities bounded.
 
-    UTF-16/32 becomes UTF-8, and so does a UTF-8 document with stray Windows-1252 bytes (see
-    ``_repair_utf8``). feedparser's fallback parser expands internal entities without limit
+    UTF-16/32 becomes UTF-8, and so does a document in the HTTP ``charset`` that declares no
+    encoding itself (``_from_header_charset``) and a UTF-8 document with stray Windows-1252
+    bytes (``_repair_utf8``). feedparser's fallback parser expands internal entities without limit
     (PITFALLS 1), so the DOCTYPE is removed here and its entities are expanded by us, as escaped
     text, within ``ENTITY_EXPANSION_BUDGET``. External entities are never resolved: their
     references vanish.
     """
     wide = _to_utf8_if_wide(data)
-    data = wide if wide is not data else _repair_utf8(data)
+    data = wide if wide is not data else _repair_utf8(_from_header_charset(data, charset))
     head_end = data.find(b"<!DOCTYPE", 0, 65536)
     if head_end < 0:
         head_end = data.find(b"<!doctype", 0, 65536)
@@ -194,9 +195,42 @@ def _repair_utf8(data: bytes) -> bytes:
         return data
     if _is_utf8(data):
         return data
-    # a chunk at a time, like the check: a whole decoded copy of a large document would be
-    # 1-4 times its size again
-    decoder = codecs.getincrementaldecoder("utf-8")(_CP1252_FALLBACK)
+    return _to_utf8(data, "utf-8", _CP1252_FALLBACK)
+
+
+_CHARSET_PARAM = re.compile(r";\s*charset\s*=\s*[\"']?(?P<name>[\w.:-]+)", re.IGNORECASE)
+
+
+def header_charset(content_type: str | None) -> str | None:
+    """The codec an HTTP ``Content-Type`` names in its ``charset``, if Python knows it."""
+    found = _CHARSET_PARAM.search(content_type or "")
+    if found is None:
+        return None
+    try:
+        return codecs.lookup(found.group("name")).name
+    except LookupError:
+        return None
+
+
+def _from_header_charset(data: bytes, charset: str | None) -> bytes:
+    """UTF-8 bytes for a document the server labels with a ``charset`` it does not declare.
+
+    Only when the document names no encoding of its own and is not valid UTF-8: servers often
+    label every ``text/xml`` as ISO-8859-1 by default, and a document's own declaration or valid
+    UTF-8 is the better witness. An undeclared Windows-1251 or KOI8-R feed is then read right
+    instead of as Windows-1252 mojibake (``Íîâîñòè``).
+    """
+    if charset is None or charset == "utf-8" or data.isascii():
+        return data
+    if _DECLARED_ENCODING.match(data[:1024]) or _is_utf8(data):
+        return data
+    return _to_utf8(data, charset, "replace")
+
+
+def _to_utf8(data: bytes, encoding: str, errors: str) -> bytes:
+    """``data`` decoded from ``encoding`` and encoded as UTF-8, a chunk at a time: a whole
+    decoded copy of a large document would be 1-4 times its size again."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors)
     view = memoryview(data)
     out = io.BytesIO()
     for start in range(0, len(data), _UTF8_CHUNK):

@@ -390,6 +390,39 @@ def test_undeclared_latin1() -> None:
     assert item.title == "Müller café à Séoul"
 
 
+CYRILLIC_RSS = (
+    "<rss version='2.0'><channel><title>Новости</title><item><title>Ким Чен Ын и Москва</title>"
+    "<link>https://ru.example.org/1</link></item></channel></rss>"
+)
+
+
+@pytest.mark.parametrize("charset", ["windows-1251", "koi8-r", '"cp1251"'])
+def test_the_http_charset_reads_a_feed_that_declares_none(charset: str) -> None:
+    codec = charset.strip('"').replace("cp1251", "windows-1251")
+    data = CYRILLIC_RSS.encode(codec)
+    content_type = f"application/rss+xml; charset={charset}"
+    parsed = parse_feed(data, feed_url="u", now=NOW, content_type=content_type)
+    assert parsed.title == "Новости"
+    assert [a.title for a in parsed.articles] == ["Ким Чен Ын и Москва"]
+
+
+@pytest.mark.parametrize(
+    ("declaration", "encoding", "charset"),
+    [
+        ("", "utf-8", "iso-8859-1"),  # a server's default label on a UTF-8 feed
+        ("<?xml version='1.0' encoding='windows-1251'?>", "windows-1251", "iso-8859-1"),
+        ("", "utf-8", "no-such-codec"),
+    ],
+)
+def test_a_feed_s_own_encoding_outranks_a_wrong_http_charset(
+    declaration: str, encoding: str, charset: str
+) -> None:
+    data = (declaration + CYRILLIC_RSS).encode(encoding)
+    content_type = f"text/xml; charset={charset}"
+    parsed = parse_feed(data, feed_url="u", now=NOW, content_type=content_type)
+    assert [a.title for a in parsed.articles] == ["Ким Чен Ын и Москва"]
+
+
 def test_utf16_without_bom() -> None:
     data = (FIXTURES / "utf16_bom.xml").read_bytes().decode("utf-16").encode("utf-16-le")
     (item,) = parse_feed(data, feed_url="u", now=NOW).articles
