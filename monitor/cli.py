@@ -426,21 +426,21 @@ def backtest(
     if rule and rule not in {r.id for r in ruleset.rules}:
         raise SourceError(f"--rule: no rule with id {rule!r}")
     now = datetime.now(UTC)
-    store = Store.open(settings.database_url.get_secret_value())
-    try:
-        stored = store.articles_since(now - window)
-    finally:
-        store.close()
     tags = {f.name: f.tags for f in ruleset.feeds.feeds}
     report = BacktestReport(since=now - window, until=now)
-    with Progress(transient=True, console=Console(stderr=True)) as progress:
-        task = progress.add_task("matching", total=len(stored))
-        for article in stored:
-            for match in ruleset.matcher.match(article, tags.get(article.feed, [])):
-                if rule is None or match.rule == rule:
-                    report.add(match.rule, article)
-            progress.advance(task)
-    typer.echo(report.render(len(stored), [r.id for r in ruleset.rules if rule in (None, r.id)]))
+    store = Store.open(settings.database_url.get_secret_value())
+    try:
+        total = store.count_articles_since(now - window)
+        with Progress(transient=True, console=Console(stderr=True)) as progress:
+            task = progress.add_task("matching", total=total)
+            for article in store.articles_since(now - window):
+                for match in ruleset.matcher.match(article, tags.get(article.feed, [])):
+                    if rule is None or match.rule == rule:
+                        report.add(match.rule, article)
+                progress.advance(task)
+    finally:
+        store.close()
+    typer.echo(report.render(total, [r.id for r in ruleset.rules if rule in (None, r.id)]))
 
 
 @app.command("config")

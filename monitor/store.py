@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,6 +81,8 @@ STORY_WINDOW = timedelta(days=3)
 #: shares a third or more of all its hashes, so it is among the first few, and comparing the
 #: hundreds that share one stock hash would only slow every poll.
 STORY_CANDIDATES = 50
+#: Stored articles a backtest reads from the database at a time.
+BACKTEST_BATCH = 500
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -1283,14 +1285,23 @@ class Store:
 
     # -- reading back ----------------------------------------------------------------------
 
-    def articles_since(self, since: datetime) -> list[Article]:
+    def count_articles_since(self, since: datetime) -> int:
         with self.engine.connect() as conn:
-            rows = conn.execute(
+            query = select(func.count()).select_from(articles).where(articles.c.fetched_at >= since)
+            return int(conn.execute(query).scalar_one())
+
+    def articles_since(self, since: datetime) -> Iterator[Article]:
+        """Stored articles fetched since ``since``, oldest first, read ``BACKTEST_BATCH`` rows
+        at a time: a backtest over the whole retention period must not hold every article
+        (30 days of a busy desk is gigabytes) in memory at once."""
+        with self.engine.connect() as conn:
+            rows = conn.execution_options(yield_per=BACKTEST_BATCH).execute(
                 select(articles.c.data)
                 .where(articles.c.fetched_at >= since)
                 .order_by(articles.c.fetched_at)
-            ).scalars()
-            return [Article.model_validate_json(data) for data in rows]
+            )
+            for (data,) in rows:
+                yield Article.model_validate_json(data)
 
     def count(self, table: Table) -> int:
         with self.engine.connect() as conn:

@@ -130,8 +130,9 @@ def test_backtest_reports_hits_per_rule_and_sends_nothing(tmp_path: Path, monkey
 
     result = runner.invoke(app, ["backtest", "--since", "7d"])
     assert result.exit_code == 0, result.output
-    # eight days (7 back and today): hits 2 and 0 days ago, per day and as a sparkline
-    assert "drones: 2 hit(s), 0.2/day  ▁▁▁▁▁█▁█" in result.output
+    # hits 2 and 0 days ago: per day of the 7-day window, and as a sparkline over the eight
+    # calendar dates it touches
+    assert "drones: 2 hit(s), 0.3/day  ▁▁▁▁▁█▁█" in result.output
     assert "budget: 1 hit(s), 0.1/day  ▁▁▁▁▁▁█▁" in result.output
     assert "Drone strike on depot" in result.output
     assert "Drone factory opens" not in result.output  # older than --since

@@ -303,7 +303,21 @@ def test_migrations_4_and_5_upgrade_a_version_3_database(store: Store) -> None:
 def test_backtest_reads_stored_articles(store: Store) -> None:
     record(store, [new_item(make_article(1)), new_item(make_article(2))])
     assert [a.id for a in store.articles_since(NOW - timedelta(days=1))] == ["a1", "a2"]
-    assert store.articles_since(NOW + timedelta(seconds=1)) == []
+    assert list(store.articles_since(NOW + timedelta(seconds=1))) == []
+    assert store.count_articles_since(NOW - timedelta(days=1)) == 2
+
+
+def test_backtest_reads_articles_as_it_goes(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a backtest over a month of articles must not build them all before matching the first
+    record(store, [new_item(make_article(n)) for n in range(1, 6)])
+    read: list[str] = []
+    original = Article.model_validate_json
+    monkeypatch.setattr(
+        Article, "model_validate_json", lambda data: read.append("x") or original(data)
+    )
+    articles = store.articles_since(NOW - timedelta(days=1))
+    assert next(articles).id == "a1" and len(read) == 1
+    assert [a.id for a in articles] == ["a2", "a3", "a4", "a5"] and len(read) == 5
 
 
 def expire_leases(store: Store) -> None:

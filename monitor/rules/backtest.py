@@ -38,13 +38,17 @@ class BacktestReport:
         first, last = self.since.date(), self.until.date()
         return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
+    def window_days(self) -> float:
+        """The window's length in days (a 7-day window touches 8 calendar dates)."""
+        return (self.until - self.since).total_seconds() / 86400
+
     def render(self, articles: int, rule_ids: list[str]) -> str:
         days = self.days()
         span = f"{days[0]} .. {days[-1]}"
         lines = [f"backtest over {articles} stored article(s), {span}; nothing was sent", ""]
         for rule in rule_ids:
             counts = [self.per_day[rule][d] for d in days]
-            per_day = self.hits[rule] / max(len(days), 1)
+            per_day = self.hits[rule] / max(self.window_days(), 1 / 24)
             lines.append(
                 f"{rule}: {self.hits[rule]} hit(s), {per_day:.1f}/day  {sparkline(counts)}"
             )
