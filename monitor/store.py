@@ -11,11 +11,15 @@ What it keeps, and why:
   feed answers "unchanged" or fails (see ``Store.prune``). A failed or empty fetch touches
   nothing here.
 - ``articles``: what was read, kept for ``retention`` for backtests; ``stories`` and
-  ``story_hashes`` group near-duplicate articles into one story. Past ``retention`` a story
+  ``story_hashes`` group near-duplicate articles into one story, and ``story_sources`` lists
+  the feeds that carried each story (the feed of each of its articles, and a feed that
+  carried one of them under the same link), in order of arrival. Past ``retention`` a story
   goes with the last article and alert that refer to it, an alert once it is done.
 - ``matches``, ``alerts`` (one per rule and story) and ``deliveries`` (one per alert and
   channel): the durable outbox. A match, its alert and its deliveries are written in the same
-  transaction as the articles and seen keys of the poll that found them. Feed-health notices
+  transaction as the articles and seen keys of the poll that found them. An alert's "also
+  reported by" is not stored with it: it is read from ``story_sources`` each time the alert is
+  claimed for sending (``Store.claim_deliveries``). Feed-health notices
   are alerts too (``rule_id`` ``@feed-health``, ``story_id`` the negated alert id, so the
   one-alert-per-story constraint never merges two of them), written in the transaction that
   records the feed's state.
@@ -211,7 +215,6 @@ alerts = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("state", Text, nullable=False, default="queued"),  # queued | held | done
     Column("release_at", UTCDateTime),  # quiet hours, digests, throttle windows
-    Column("also_reported_by", Text, nullable=False, default="[]"),  # JSON list of feed names
     Column("data", Text, nullable=False),  # what rendering needs: article + match, JSON
     Column("planned_at", UTCDateTime),  # migration 2: when the delivery policies decided
     UniqueConstraint("rule_id", "story_id", name="uq_alerts_rule_story"),
@@ -271,15 +274,18 @@ def _migration_2(conn: Connection) -> None:
     _add_columns(conn, [feeds.c.silence_alerted, alerts.c.planned_at, deliveries.c.batch_key])
 
 
+def _column_names(conn: Connection, table: str) -> set[str]:
+    return {column["name"] for column in sa_inspect(conn).get_columns(table)}
+
+
 def _add_columns(conn: Connection, columns: Sequence[Column[Any]]) -> None:
     """Add the columns their table lacks (an older database); booleans default to false.
 
     Migration 1 creates whatever ``metadata`` holds, so on a new database they already exist.
     """
-    inspector = sa_inspect(conn)
     for column in columns:
         table = column.table.name
-        if column.name in {c["name"] for c in inspector.get_columns(table)}:
+        if column.name in _column_names(conn, table):
             continue
         kind = column.type.compile(dialect=conn.dialect)
         extra = " NOT NULL DEFAULT false" if isinstance(column.type, Boolean) else ""
@@ -333,9 +339,56 @@ def _migration_5(conn: Connection) -> None:
     _add_columns(conn, [feeds.c.removed])
 
 
+#: The feeds that carried each story, each once, and when they first did (migration 6): the
+#: feed of each of its articles, and a feed that carried one of them under the same link (which
+#: makes no article of its own). The name is the one alerts show as their source.
+story_sources = Table(
+    "story_sources",
+    metadata_2,
+    Column("story_id", Integer, ForeignKey(stories.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("feed", Text, primary_key=True),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+)
+
+
+def _migration_6(conn: Connection) -> None:
+    """An alert's "also reported by" is read from ``story_sources`` when it is sent, instead
+    of a list kept on the alert (``alerts.also_reported_by``): that list only ever reached
+    the alert of the rule that matched the story first, and nothing sent it once that alert
+    had gone out. The table starts from the feeds of each story's articles (by their current
+    name), then the names the alerts had listed (as first seen when the alert was made, the
+    closest time known); then the column goes. Every process sharing the database must run
+    this version: an older one still writes the column."""
+    story_sources.create(conn, checkfirst=True)
+    conn.execute(  # idempotent: a database wound back to an older version (tests) runs it again
+        _upsert(conn, story_sources)
+        .from_select(
+            ["story_id", "feed", "first_seen_at"],
+            select(articles.c.story_id, feeds.c.name, func.min(articles.c.fetched_at))
+            .join(feeds, feeds.c.id == articles.c.feed_id)
+            .where(articles.c.story_id.is_not(None))
+            .group_by(articles.c.story_id, feeds.c.name),
+        )
+        .on_conflict_do_nothing()
+    )
+    if "also_reported_by" not in _column_names(conn, "alerts"):
+        return  # created by this version's migration 1
+    listed = conn.execute(
+        text(
+            "SELECT story_id, also_reported_by, created_at FROM alerts"
+            " WHERE story_id IN (SELECT id FROM stories)"
+        ).columns(created_at=UTCDateTime)
+    )
+    rows = [{"story_id": story_id, "feed": feed, "first_seen_at": created_at}
+            for story_id, names, created_at in listed for feed in json.loads(names)]  # fmt: skip
+    if rows:
+        conn.execute(_upsert(conn, story_sources).on_conflict_do_nothing(), rows)
+    conn.exec_driver_sql("ALTER TABLE alerts DROP COLUMN also_reported_by")
+
+
 #: Numbered schema migrations; each runs once, in order, in its own transaction.
 MIGRATIONS: list[Callable[[Connection], None]] = [
-    _migration_1, _migration_2, _migration_3, _migration_4, _migration_5,
+    _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -422,7 +475,7 @@ class Delivery:
     attempts: int
     rule_id: str
     payload: dict[str, Any]  # {"article": ..., "match": ...} or {"notice": ...}
-    also_reported_by: list[str]
+    also_reported_by: list[str]  # the story's other sources as of the claim
     batch_key: str | None = None
     severity: str = "medium"
     created_at: datetime | None = None
@@ -517,7 +570,6 @@ class AlertRow:
 @dataclass
 class RecordedPoll:
     new_alert_ids: list[int]
-    also_reported: list[int]  # existing alerts whose story another source carried again
 
 
 # --------------------------------------------------------------------------------------------
@@ -669,7 +721,7 @@ class Store:
                 insert(alerts)
                 .values(
                     rule_id=NOTICE_RULE, story_id=0, article_id="", severity=notice.severity,
-                    created_at=now, state="queued", also_reported_by="[]", data=data,
+                    created_at=now, state="queued", data=data,
                 )
                 .returning(alerts.c.id)
             ).scalar_one()
@@ -744,7 +796,7 @@ class Store:
         deliveries and seen keys. Either all of it is recorded or none of it is, so a crash
         can neither lose an alert for a seen item nor mark an item seen without its alert."""
         now = record.now
-        result = RecordedPoll(new_alert_ids=[], also_reported=[])
+        result = RecordedPoll(new_alert_ids=[])
         with self.engine.begin() as conn:
             new_items = record.new_items
             if new_items:
@@ -764,23 +816,18 @@ class Store:
                     )
                 )
                 self._touch_seen(conn, item.keys, item.article.id, record.feed_id, now)
+                self._add_sources(conn, [story_id], item.article.feed, now)
                 for match in item.matches:
                     self._insert_match(conn, match, story_id, now)
-                for queued in item.alerts:
+                for queued in item.alerts:  # None: this rule already alerted the story
                     alert_id = self._queue_alert(conn, queued, item.article, story_id, now)
-                    if alert_id is None:
-                        result.also_reported.append(
-                            self._note_also_reported(conn, queued.match.rule, story_id, feed_name)
-                        )
-                    else:
+                    if alert_id is not None:
                         result.new_alert_ids.append(alert_id)
             new_keys = {key for item in new_items for key in item.keys}
             present = [key for key in record.present_keys if key not in new_keys]
             for chunk in _chunks(present, 500):
                 conn.execute(update(seen).where(seen.c.key.in_(chunk)).values(last_seen_at=now))
-                result.also_reported += self._note_carried_elsewhere(
-                    conn, chunk, record.feed_id, feed_name
-                )
+                self._note_carried_elsewhere(conn, chunk, record.feed_id, feed_name, now)
             listing: dict[str, Any] = {}
             if record.present_keys and record.complete:  # an empty document forgets nothing
                 listing["last_document_at"] = now
@@ -931,7 +978,6 @@ class Store:
                 created_at=now,
                 state="queued" if queued.release_at is None else "held",
                 release_at=queued.release_at,
-                also_reported_by="[]",
                 data=data,
             )
             .on_conflict_do_nothing()
@@ -951,38 +997,29 @@ class Store:
         return int(alert_id)
 
     def _note_carried_elsewhere(
-        self, conn: Connection, keys: list[str], feed_id: int, feed_name: str
-    ) -> list[int]:
-        """Items this feed carries that another feed brought first (the same URL): list this
-        feed as "also reported by" on the alerts of their story."""
-        story_ids = (
+        self, conn: Connection, keys: list[str], feed_id: int, feed_name: str, now: datetime
+    ) -> None:
+        """Items this feed carries that another feed brought first (the same link, so this
+        feed has no article of its own for them): this feed is a source of their stories too."""
+        carried = (
             select(articles.c.story_id)
+            .distinct()
             .join(seen, seen.c.article_id == articles.c.id)
             .where(seen.c.key.in_(keys), or_(seen.c.feed_id != feed_id, seen.c.feed_id.is_(None)))
-            .where(articles.c.feed_id != feed_id)
+            .where(articles.c.feed_id != feed_id, articles.c.story_id.is_not(None))
         )
-        rows = conn.execute(
-            select(alerts.c.rule_id, alerts.c.story_id).where(alerts.c.story_id.in_(story_ids))
-        ).all()
-        return [
-            self._note_also_reported(conn, row.rule_id, row.story_id, feed_name) for row in rows
-        ]
+        self._add_sources(conn, list(conn.execute(carried).scalars()), feed_name, now)
 
-    def _note_also_reported(self, conn: Connection, rule_id: str, story_id: int, feed: str) -> int:
-        row = conn.execute(
-            select(alerts.c.id, alerts.c.also_reported_by).where(
-                alerts.c.rule_id == rule_id, alerts.c.story_id == story_id
-            )
-        ).one()
-        sources: list[str] = json.loads(row.also_reported_by)
-        if feed not in sources:
-            sources.append(feed)
+    def _add_sources(
+        self, conn: Connection, story_ids: Sequence[int], feed: str, now: datetime
+    ) -> None:
+        """Note ``feed`` as a source of these stories from ``now``, unless it already is."""
+        if story_ids:
             conn.execute(
-                update(alerts)
-                .where(alerts.c.id == row.id)
-                .values(also_reported_by=json.dumps(sources))
-            )
-        return int(row.id)
+                _upsert(conn, story_sources).on_conflict_do_nothing(),
+                [{"story_id": story_id, "feed": feed, "first_seen_at": now}
+                 for story_id in story_ids],
+            )  # fmt: skip
 
     # -- the outbox ------------------------------------------------------------------------
 
@@ -1031,7 +1068,7 @@ class Store:
                 select(
                     deliveries,
                     alerts.c.data,
-                    alerts.c.also_reported_by,
+                    alerts.c.story_id,
                     alerts.c.rule_id,
                     alerts.c.severity,
                     alerts.c.created_at,
@@ -1040,6 +1077,8 @@ class Store:
                 .where(deliveries.c.id.in_(ids))
                 .order_by(deliveries.c.id)
             ).all()
+            sources = _story_sources(conn, [row.story_id for row in rows])
+        payloads = [json.loads(row.data) for row in rows]
         return [
             Delivery(
                 id=row.id,
@@ -1047,13 +1086,13 @@ class Store:
                 channel=row.channel,
                 attempts=row.attempts,
                 rule_id=row.rule_id,
-                payload=json.loads(row.data),
-                also_reported_by=json.loads(row.also_reported_by),
+                payload=payload,
+                also_reported_by=_other_sources(sources.get(row.story_id, []), payload),
                 batch_key=row.batch_key,
                 severity=row.severity,
                 created_at=row.created_at,
             )
-            for row in rows
+            for row, payload in zip(rows, payloads, strict=True)
         ]
 
     def release_claims(self) -> int:
@@ -1421,6 +1460,7 @@ class Store:
             rows = conn.execute(
                 select(alerts).order_by(alerts.c.created_at.desc(), alerts.c.id.desc()).limit(limit)
             ).all()
+            sources = _story_sources(conn, [row.story_id for row in rows])
             states: dict[int, dict[str, str]] = {}
             ids = [row.id for row in rows]
             if ids:
@@ -1432,7 +1472,8 @@ class Store:
                     states.setdefault(alert_id, {})[channel] = state
         found = []
         for row in rows:
-            article = json.loads(row.data).get("article", {})
+            data = json.loads(row.data)
+            article = data.get("article", {})
             found.append(
                 AlertRow(
                     id=row.id,
@@ -1442,7 +1483,7 @@ class Store:
                     title=str(article.get("title") or ""),
                     feed=str(article.get("feed") or ""),
                     url=article.get("url"),
-                    also_reported_by=json.loads(row.also_reported_by),
+                    also_reported_by=_other_sources(sources.get(row.story_id, []), data),
                     deliveries=states.get(row.id, {}),
                 )
             )
@@ -1528,6 +1569,32 @@ def _upsert(conn: Connection, table: Table) -> Any:
     """INSERT ... ON CONFLICT for the connection's dialect (SQLite and PostgreSQL agree)."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
+
+
+def _story_sources(conn: Connection, story_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The feeds that carried each of these stories, in order of arrival.
+
+    Read when an alert is claimed for sending (not kept with the alert), so an alert lists the
+    sources that arrived after it was queued (a digest's entry, a retried send), and every
+    alert of a story, whichever rule raised it and whenever, lists the same outlets.
+    """
+    wanted = sorted(set(story_ids))
+    found: dict[int, list[str]] = {}
+    if wanted:
+        rows = conn.execute(
+            select(story_sources.c.story_id, story_sources.c.feed)
+            .where(story_sources.c.story_id.in_(wanted))
+            .order_by(story_sources.c.first_seen_at, story_sources.c.feed)
+        )
+        for story_id, feed in rows:
+            found.setdefault(story_id, []).append(feed)
+    return found
+
+
+def _other_sources(sources: Sequence[str], payload: dict[str, Any]) -> list[str]:
+    """A story's sources but the one the alert names as its own (its article's feed)."""
+    own = (payload.get("article") or {}).get("feed")
+    return [feed for feed in sources if feed != own]
 
 
 def _signed64(value: int) -> int:

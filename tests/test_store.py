@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect, select, update
 
 from monitor.dedupe import best_story, fingerprint_hashes, identity_keys
 from monitor.parse import story_fingerprint
@@ -16,6 +16,7 @@ from monitor.store import (
     SCHEMA_VERSION,
     STORY_CANDIDATES,
     AlertPlan,
+    Delivery,
     NewItem,
     PollRecord,
     QueuedAlert,
@@ -149,8 +150,73 @@ def test_same_story_from_another_outlet_does_not_alert_again(store: Store) -> No
     record(store, [new_item(rewrite, rules=("nk-drones",))])
     assert store.count(alerts) == 1
     assert store.count(matches) == 2  # every match is kept for backtests and reports
-    with store.engine.connect() as conn:
-        assert conn.execute(alerts.select()).one().also_reported_by == '["Asia"]'
+    (delivery,) = claim_all(store, NOW)
+    assert delivery.also_reported_by == ["Other"]
+
+
+def claim_all(store: Store, now: datetime) -> list[Delivery]:
+    """Plan every alert to go now, then claim all their deliveries."""
+    store.plan_alerts(now, lambda a: AlertPlan(dict.fromkeys(a.channels, (now, None))))
+    return store.claim_deliveries("test", now, timedelta(minutes=1))
+
+
+def test_every_alert_of_a_story_lists_its_other_sources_as_of_sending(store: Store) -> None:
+    """Sources are the story's, read when an alert is claimed: a second rule's alert lists the
+    outlet the first rule alerted on, and both list what arrived after they were queued, in
+    order of arrival, each once, never the alert's own feed."""
+    names = ("Asia", "Other", "Third", "Fourth")
+    store.sync_feeds([(f"https://{n}.example.org/feed", n, True) for n in names], NOW)
+    ids = {f.name: f.id for f in store.all_feeds()}
+
+    def poll(name: str, at: timedelta, items: list[NewItem], present: list[str]) -> None:
+        store.record_items(
+            PollRecord(feed_id=ids[name], now=NOW + at, new_items=items, present_keys=present,
+                       pick_story=best_story),
+            feed_name=name,
+        )  # fmt: skip
+
+    title = "Kim Jong-un oversees test of new kamikaze drones"
+    first = make_article(1, title)
+    rewrites = [
+        make_article(n, title, feed=name).model_copy(update={"fingerprint": first.fingerprint})
+        for n, name in ((2, "Other"), (3, "Third"))
+    ]
+    poll("Asia", timedelta(0), [new_item(first, ("nk-drones",))], identity_keys(first))
+    poll("Fourth", timedelta(minutes=1), [], identity_keys(first))  # the same link
+    poll("Other", timedelta(minutes=2), [new_item(rewrites[0], ("nk-drones", "korea"))],
+         identity_keys(rewrites[0]))  # fmt: skip
+    for again in (3, 4):  # listed again, by its own feed and by the one with the same link
+        poll("Other", timedelta(minutes=again), [], identity_keys(rewrites[0]))
+        poll("Fourth", timedelta(minutes=again), [], identity_keys(first))
+    poll("Third", timedelta(minutes=5), [new_item(rewrites[1], ("korea",))],
+         identity_keys(rewrites[1]))  # fmt: skip
+    assert store.count(alerts) == 2
+    expected = {"nk-drones": ["Fourth", "Other", "Third"], "korea": ["Asia", "Fourth", "Third"]}
+    claimed = claim_all(store, NOW + timedelta(minutes=6))
+    assert {d.rule_id: d.also_reported_by for d in claimed} == expected
+    assert {a.rule_id: a.also_reported_by for a in store.recent_alerts()} == expected
+
+
+def test_migration_6_moves_listed_sources_to_the_story(store: Store) -> None:
+    """A database whose alerts kept their own "also reported by" list: the story keeps the
+    feeds of its articles and the names the lists held, and the column goes."""
+    record(store, [new_item(make_article(1), ("nk-drones",))])
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE story_sources")
+        conn.exec_driver_sql(
+            "ALTER TABLE alerts ADD COLUMN also_reported_by TEXT NOT NULL DEFAULT '[]'"
+        )
+        conn.exec_driver_sql("""UPDATE alerts SET also_reported_by = '["Wire B", "Asia"]'""")
+        conn.exec_driver_sql("DELETE FROM schema_version WHERE version > 5")
+    upgraded = Store.open(store.engine.url.render_as_string(hide_password=False))
+    try:
+        assert upgraded.schema_version() == SCHEMA_VERSION
+        (delivery,) = claim_all(upgraded, NOW)
+        assert delivery.also_reported_by == ["Wire B"]
+        alert_columns = {c["name"] for c in inspect(upgraded.engine).get_columns("alerts")}
+        assert "also_reported_by" not in alert_columns
+    finally:
+        upgraded.close()
 
 
 def test_a_stock_phrase_shared_by_many_stories_does_not_hide_the_real_one(store: Store) -> None:
