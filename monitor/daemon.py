@@ -17,7 +17,9 @@ SIGHUP reloads the rules now (whether or not a file changed). With ``MONITOR_HTT
 SIGTERM/SIGINT stop new work; everything after is held to one deadline, ``SHUTDOWN_DEADLINE``
 from the signal: in-flight polls and channel sends may finish until ``CLOSE_RESERVE`` before
 it, then are cancelled (their leases and claims expire; nothing half-recorded, as each poll
-records in one transaction), the listener and clients are closed, and ``run`` returns 0.
+records in one transaction), the listener and clients are closed, and ``run`` returns 0. A
+thread still blocked then (a DNS lookup) is abandoned: ``LoopExecutor`` here, and
+``cli.exit_past_blocked_threads`` for the interpreter's exit.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -267,6 +270,31 @@ async def cancel_unfinished(
     return pending
 
 
+class LoopExecutor(ThreadPoolExecutor):
+    """The event loop's default executor while the daemon runs: where asyncio and httpx (through
+    anyio) call the system resolver, and the status page reads the store.
+
+    Why a class of its own: ``asyncio.run`` ends by shutting the default executor down with
+    ``wait=True``, which joins every thread however long it is blocked. ``getaddrinfo`` takes no
+    timeout and cannot be interrupted: with the system resolver hanging 30 s, the poll waiting
+    for it was abandoned at the shutdown deadline, and the process still ran 20 s past it.
+    After ``abandon`` no shutdown waits; the call a thread is in is left to end by itself.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(thread_name_prefix="monitor-io")
+        self.abandoned = False
+
+    def abandon(self) -> None:
+        """Cancel what has not started and stop waiting for what has, now and at every later
+        shutdown (the event loop's)."""
+        self.abandoned = True
+        self.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=wait and not self.abandoned, cancel_futures=cancel_futures)
+
+
 @dataclass
 class RunSummary:
     polls: list[PollReport]
@@ -311,6 +339,7 @@ class Daemon:
             self.store.release_claims()
         self.rng = random.Random()
         self.parse_worker = ParseWorker()  # large documents: one at a time, off the event loop
+        self.executor = LoopExecutor()
         self._released_at_trim = 0
         self.in_flight: set[asyncio.Task[PollReport | None]] = set()
         self.stopping = asyncio.Event()
@@ -463,8 +492,13 @@ class Daemon:
 
     # -- running --------------------------------------------------------------------------
 
+    def use_executor(self) -> None:
+        """Make ``executor`` the running loop's default, so that ``shutdown`` can abandon it."""
+        asyncio.get_running_loop().set_default_executor(self.executor)
+
     async def run_once(self) -> RunSummary:
         """Poll every enabled feed once, deliver what matched, return."""
+        self.use_executor()
         context = self.context()
         now = self.clock()
         feeds = [f for f in self.ruleset.feeds.feeds if f.enabled]
@@ -493,6 +527,7 @@ class Daemon:
     async def run(self) -> int:
         """The daemon until SIGTERM/SIGINT; returns the exit code."""
         loop = asyncio.get_running_loop()
+        self.use_executor()
         # handlers before the listener: /healthz answers while start_web is still waiting for
         # uvicorn, and a SIGHUP sent then must reload, not kill the process (seen in CI)
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -543,7 +578,8 @@ class Daemon:
         5 s more for the listener): polls and channel sends share all of it but
         ``CLOSE_RESERVE``; what is unfinished then is cancelled and given until
         ``CLOSE_MARGIN`` before the deadline to unwind while the listener stops; the clients
-        and the store are closed last.
+        and the store are closed last, and the threads still blocked (a DNS lookup, a large
+        parse) are abandoned: nothing waits for them any more.
         """
         end = (self._stop_requested_at or time.monotonic()) + self.shutdown_deadline
 
@@ -564,6 +600,7 @@ class Daemon:
             async with asyncio.timeout(left()):
                 await self.fetcher.aclose()
         self.parse_worker.shutdown()
+        self.executor.abandon()
         self.store.close()
 
     # -- operations (issue 6): metrics, poll log, HTTP listener, SIGHUP --------------------

@@ -144,6 +144,60 @@ def test_sigterm_stops_within_ten_seconds_with_exit_0(server: FeedServer, tmp_pa
             process.wait(timeout=10)
 
 
+#: `monitor run` with a system resolver that hangs for one host name, as a resolver whose
+#: servers stopped answering does: getaddrinfo() takes no timeout and cannot be interrupted.
+STUCK_RESOLVER = """
+import socket, sys, time
+from pathlib import Path
+
+resolving = Path(sys.argv[1])
+system_getaddrinfo = socket.getaddrinfo
+
+def getaddrinfo(host, *args, **kwargs):
+    if (host.decode() if isinstance(host, bytes) else str(host)) == "stuck.invalid":
+        resolving.touch()
+        time.sleep(60)
+    return system_getaddrinfo(host, *args, **kwargs)
+
+socket.getaddrinfo = getaddrinfo
+sys.argv = ["monitor", "run"]
+from monitor.cli import main
+main()
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_stops_within_ten_seconds_while_a_dns_lookup_hangs(tmp_path: Path) -> None:
+    """The abandoned poll's lookup goes on in a thread; neither asyncio.run nor the
+    interpreter's exit may wait for it (they did: the process ended 29 s after SIGTERM)."""
+    env = workspace(tmp_path, ["http://stuck.invalid/feed"])
+    env.update(MONITOR_FETCH_TIMEOUT="60s", MONITOR_CONNECT_TIMEOUT="60s", MONITOR_LEASE="90s")
+    resolving = tmp_path / "resolving"
+    process = subprocess.Popen(
+        [sys.executable, "-c", STUCK_RESOLVER, str(resolving)], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not resolving.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert resolving.exists(), "the daemon never polled"
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        try:
+            _, err = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail("still running 20 s after SIGTERM")
+        elapsed = time.monotonic() - started
+        assert process.returncode == 0, err
+        assert elapsed < 10, f"exited {elapsed:.1f} s after SIGTERM"
+        assert "abandoned 1 in-flight polls" in err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
 @pytest.mark.slow
 def test_offline_feeds_fail_back_off_and_the_daemon_keeps_running(tmp_path: Path) -> None:
     env = workspace(tmp_path, ["http://127.0.0.1:9/feed"])  # nothing listens on port 9
