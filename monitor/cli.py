@@ -411,10 +411,11 @@ RulesOption = Annotated[Path | None, typer.Option("--rules", help="rules directo
 
 @feeds_app.command("list")
 def feeds_list(rules: RulesOption = None) -> None:
-    """List the feeds."""
+    """List the feeds; those with ``enabled: false`` are marked (disabled)."""
     for entry in list_feeds(_feeds_file(rules)):
         tags = f"  [{', '.join(entry.tags)}]" if entry.tags else ""
-        typer.echo(f"{entry.name or '-'}\t{entry.url}{tags}")
+        state = "" if entry.enabled else "  (disabled)"
+        typer.echo(f"{entry.name or '-'}\t{entry.url}{tags}{state}")
 
 
 @feeds_app.command("add")

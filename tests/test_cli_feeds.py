@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from monitor.cli import app
 from monitor.parse import story_fingerprint
+from monitor.rules import load_rules
 from monitor.rules.backtest import sparkline
 from monitor.rules.edit import FeedEntry, list_feeds, parse_opml, to_opml
 from monitor.schema import Article
@@ -63,6 +64,29 @@ def test_add_and_remove_keep_comments(tmp_path: Path) -> None:
 def test_list(tmp_path: Path) -> None:
     result = runner.invoke(app, ["feeds", "list", "--rules", str(rules_dir(tmp_path))])
     assert result.output == "Yonhap NK\thttps://en.yna.co.kr/RSS/nk.xml  [wires, korea]\n"
+
+
+def test_list_marks_the_feeds_the_daemon_does_not_poll(tmp_path: Path) -> None:
+    """``enabled:`` of the feed, else of ``defaults:``, read as the loader reads it."""
+    rules = rules_dir(tmp_path)
+    (rules / "feeds.yaml").write_text(
+        "defaults: {enabled: false}\n"
+        "feeds:\n"
+        "  - {url: 'https://a.example/rss', name: A, enabled: true}\n"
+        "  - {url: 'https://b.example/rss', name: B}\n"
+        "  - {url: 'https://c.example/rss', name: C, enabled: 'yes'}\n"
+        "  - {url: 'https://d.example/rss', name: D, enabled: no, tags: [wires]}\n"
+    )
+    result = runner.invoke(app, ["feeds", "list", "--rules", str(rules)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "A\thttps://a.example/rss",
+        "B\thttps://b.example/rss  (disabled)",
+        "C\thttps://c.example/rss",
+        "D\thttps://d.example/rss  [wires]  (disabled)",
+    ]
+    polled = {feed.url: feed.enabled for feed in load_rules(rules).feeds.feeds}
+    assert {e.url: e.enabled for e in list_feeds(rules / "feeds.yaml")} == polled
 
 
 def test_opml_round_trip(tmp_path: Path) -> None:

@@ -11,11 +11,12 @@ import io
 import os
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
@@ -27,11 +28,12 @@ _EMPTY = "# Feeds the monitor polls. See README, 'Feeds'.\ndefaults: {interval: 
 
 @dataclass(frozen=True)
 class FeedEntry:
-    """A feed as the list commands see it."""
+    """A feed as the list commands see it (``enabled`` as the daemon reads it, defaults too)."""
 
     url: str
     name: str = ""
     tags: tuple[str, ...] = ()
+    enabled: bool = True
 
 
 def _yaml() -> YAML:
@@ -73,15 +75,35 @@ def _save(path: Path, document: CommentedMap) -> None:
 
 def list_feeds(path: Path) -> list[FeedEntry]:
     document = _load(path)
-    return [_entry(item) for item in document["feeds"] if isinstance(item, dict)]
+    defaults = _defaults(document)
+    return [_entry(item, defaults) for item in document["feeds"] if isinstance(item, dict)]
 
 
-def _entry(item: dict[str, Any]) -> FeedEntry:
+def _defaults(document: CommentedMap) -> Mapping[str, Any]:
+    defaults = document.get("defaults")
+    return defaults if isinstance(defaults, Mapping) else {}
+
+
+def _entry(item: dict[str, Any], defaults: Mapping[str, Any]) -> FeedEntry:
     return FeedEntry(
         url=str(item.get("url", "")),
         name=str(item.get("name", "")),
         tags=tuple(item.get("tags") or ()),
+        enabled=_enabled(item.get("enabled", defaults.get("enabled", True))),
     )
+
+
+_FLAG: TypeAdapter[bool] = TypeAdapter(bool)
+
+
+def _enabled(value: object) -> bool:
+    """``enabled:`` as the loader validates it: YAML 1.2 reads ``no`` and ``off`` as strings,
+    which pydantic takes as false, so the daemon skips such a feed and the list must say so.
+    A value the loader refuses counts as enabled here: ``monitor check`` reports it."""
+    try:
+        return _FLAG.validate_python(value)
+    except ValidationError:
+        return True
 
 
 def add_feeds(path: Path, entries: Iterable[FeedEntry]) -> list[FeedEntry]:
@@ -114,7 +136,7 @@ def remove_feed(path: Path, url_or_name: str) -> FeedEntry:
         if isinstance(item, dict) and url_or_name in (item.get("url"), item.get("name")):
             del document["feeds"][index]
             _save(path, document)
-            return _entry(item)
+            return _entry(item, _defaults(document))
     raise RuleError([f"{path}: no feed with URL or name {url_or_name!r}"])
 
 
