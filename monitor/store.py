@@ -5,10 +5,11 @@ What it keeps, and why:
 - ``feeds``: per-feed state that must survive restarts: validators, last status and error,
   consecutive failures, next poll, the adaptive interval, a lease for scale-out. Leases (and
   delivery claims) run by the database's clock on PostgreSQL (see ``Store.lease_clock``).
-- ``seen``: every identity key of every item, with the last time it was in its feed. A key is
-  forgotten only ``retention`` after the item left the feed (a tombstone), so an old item that
-  reappears is never new again; an item still in the feed is never forgotten, however long the
-  feed answers "unchanged" or fails (see ``Store.prune``). A failed or empty fetch touches
+- ``seen``: every identity key of every item, with the last time a feed listed it, the feed
+  that first did and the last other feed that did (the same URL in two feeds). A key is
+  forgotten only ``retention`` after the item left those feeds (a tombstone), so an old item
+  that reappears is never new again; an item still in the feed is never forgotten, however long
+  the feed answers "unchanged" or fails (see ``Store.prune``). A failed or empty fetch touches
   nothing here.
 - ``articles``: what was read, kept for ``retention`` for backtests; ``stories`` and
   ``story_hashes`` group near-duplicate articles into one story, and ``story_sources`` lists
@@ -155,6 +156,9 @@ seen = Table(
     Column("feed_id", Integer, ForeignKey("feeds.id", ondelete="CASCADE")),
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=False),
+    # migration 7: the last feed other than ``feed_id`` that listed the key (feeds are never
+    # deleted, and a column added later carries no constraint, so none here either)
+    Column("also_feed_id", Integer),
     Index("ix_seen_last_seen_at", "last_seen_at"),
 )
 
@@ -386,9 +390,16 @@ def _migration_6(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE alerts DROP COLUMN also_reported_by")
 
 
+def _migration_7(conn: Connection) -> None:
+    """``seen.also_feed_id``, the second feed a tombstone waits for (``Store.prune``). Existing
+    keys start without one: as before, they wait for the feed that first listed them."""
+    _add_columns(conn, [seen.c.also_feed_id])
+
+
 #: Numbered schema migrations; each runs once, in order, in its own transaction.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
+    _migration_7,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -825,8 +836,16 @@ class Store:
                         result.new_alert_ids.append(alert_id)
             new_keys = {key for item in new_items for key in item.keys}
             present = [key for key in record.present_keys if key not in new_keys]
+            # the feed itself when another feed listed the key first (Store.prune waits for both)
+            also = case(
+                (seen.c.feed_id == record.feed_id, seen.c.also_feed_id), else_=record.feed_id
+            )
             for chunk in _chunks(present, 500):
-                conn.execute(update(seen).where(seen.c.key.in_(chunk)).values(last_seen_at=now))
+                conn.execute(
+                    update(seen)
+                    .where(seen.c.key.in_(chunk))
+                    .values(last_seen_at=now, also_feed_id=also)
+                )
                 self._note_carried_elsewhere(conn, chunk, record.feed_id, feed_name, now)
             listing: dict[str, Any] = {}
             if record.present_keys and record.complete:  # an empty document forgets nothing
@@ -1500,16 +1519,23 @@ class Store:
         empty document for longer than the retention period records no document, so the keys
         of the items it still carries stay, and they never come back as new.
 
+        The same holds for the last other feed that listed the key (``seen.also_feed_id``): an
+        item two feeds carry stays while either still lists it. With the first feed alone, an
+        item it dropped while the other, unchanged past the retention period, still served it
+        was forgotten, and new there once that feed changed; handing the key to the latest
+        feed to list it instead fails the same way round the other way. ``last_seen_at`` is
+        shared: a feed is judged by the latest listing of either, which keeps a key longer,
+        never shorter.
+
         Why here and not by refreshing ``last_seen_at`` on every unchanged poll: the 304 is the
         most frequent poll (10,000 feeds every few minutes) and should cost one row update;
         refreshing would rewrite every key of the feed each time, need an index on
         ``seen.feed_id``, and keep the tombstones of items long gone alive for as long as the
-        feed is unchanged. This check costs one primary-key lookup per expired key, once an
-        hour, and one column written per parsed document.
+        feed is unchanged. This check costs one or two primary-key lookups per expired key,
+        once an hour, and one column written per parsed document.
 
-        Limit: a key is judged by the feed that first recorded it (``seen.feed_id``). An item
-        carried by two feeds, dropped by that one and still in the other while the other stays
-        unchanged past the retention period, is forgotten and is new there when it changes.
+        Limit: two feeds per key. With a third, a feed that stopped changing while it listed
+        the item, and was not the last other feed to list it, is not waited for.
 
         Alerts past the cutoff that are done (every delivery sent or dead) go with their
         deliveries; then stories past the cutoff that no kept article or alert refers to. That
@@ -1520,13 +1546,15 @@ class Store:
         deleted) is free of every article and alert by then, so it cannot inherit an alert.
         """
         cutoff = now - retention
-        listed_since = seen.c.last_seen_at < (
-            select(feeds.c.last_document_at).where(feeds.c.id == seen.c.feed_id).scalar_subquery()
-        )
+        also_dropped = or_(seen.c.also_feed_id.is_(None), _dropped_since_seen(seen.c.also_feed_id))
         with self.engine.begin() as conn:
             removed = {
                 "seen": conn.execute(
-                    delete(seen).where(seen.c.last_seen_at < cutoff, listed_since)
+                    delete(seen).where(
+                        seen.c.last_seen_at < cutoff,
+                        _dropped_since_seen(seen.c.feed_id),
+                        also_dropped,
+                    )
                 ).rowcount,
                 "articles": conn.execute(
                     delete(articles).where(articles.c.fetched_at < cutoff)
@@ -1554,6 +1582,13 @@ class Store:
             conn.execute(delete(channel_sends).where(channel_sends.c.sent_at < cutoff))
             conn.execute(delete(poll_log).where(poll_log.c.polled_at < cutoff))
         return removed
+
+
+def _dropped_since_seen(feed_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Whether that feed has recorded a complete document since a feed last listed the key
+    (``Store.prune``); not when it never recorded one."""
+    document = select(feeds.c.last_document_at).where(feeds.c.id == feed_id).scalar_subquery()
+    return seen.c.last_seen_at < document
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -292,6 +292,48 @@ def test_an_item_still_in_its_feed_is_never_forgotten(store: Store, then: str) -
     assert store.seen_keys(keys) == set(keys)
 
 
+def two_feeds(store: Store) -> tuple[int, int]:
+    """Asia and a wire feed that carries some of the same items (the same URLs)."""
+    store.sync_feeds(
+        [(FEED, "Asia", True), ("https://wire.example.org/all.xml", "Wire", True)], NOW
+    )
+    ids = {state.url: state.id for state in store.all_feeds()}
+    return ids[FEED], ids["https://wire.example.org/all.xml"]
+
+
+def listed(store: Store, feed: int, keys: list[str], when: datetime, *new: NewItem) -> None:
+    """A complete document of ``feed`` at ``when``: known items (their ``keys``) and ``new``."""
+    present = keys + [key for item in new for key in item.keys]
+    store.record_items(
+        PollRecord(feed_id=feed, now=when, new_items=list(new), present_keys=present),
+        feed_name=f"feed {feed}",
+    )
+
+
+@pytest.mark.parametrize("frozen", ["first", "other"])
+def test_an_item_two_feeds_carry_is_kept_while_either_still_lists_it(
+    store: Store, frozen: str
+) -> None:
+    """One feed stops changing while it still lists the item; the other lists it again later
+    and then drops it. Whichever brought it first, its keys stay past the retention period (an
+    item forgotten there is new again when the frozen feed changes, and alerts twice); once the
+    frozen feed drops it too, they go."""
+    first, other = two_feeds(store)
+    article, later = make_article(1), make_article(2)
+    keys = identity_keys(article)
+    listed(store, first, [], NOW, new_item(article))
+    listed(store, other, keys, NOW + timedelta(hours=1))
+    still, drops = (first, other) if frozen == "first" else (other, first)
+    listed(store, drops, keys, NOW + timedelta(days=2))
+    listed(store, drops, [], NOW + timedelta(days=3), new_item(later))
+    store.prune(NOW + timedelta(days=40), retention=timedelta(days=30))
+    assert store.seen_keys(keys) == set(keys)
+
+    listed(store, still, identity_keys(later), NOW + timedelta(days=41))
+    store.prune(NOW + timedelta(days=42), retention=timedelta(days=30))
+    assert store.seen_keys(keys) == set()
+
+
 def settle_all(store: Store, now: datetime) -> None:
     """Every pending delivery accepted by its channel."""
     with store.engine.connect() as conn:
@@ -362,6 +404,27 @@ def test_migrations_4_and_5_upgrade_a_version_3_database(store: Store) -> None:
         upgraded.prune(NOW + timedelta(days=40), retention=timedelta(days=30))
         assert upgraded.seen_keys(identity_keys(gone)) == set()
         assert upgraded.seen_keys(identity_keys(stays)) == set(identity_keys(stays))
+    finally:
+        upgraded.close()
+
+
+def test_migration_7_upgrades_a_version_6_database(store: Store) -> None:
+    """A database from before ``seen.also_feed_id``: its keys wait for the feed that first
+    listed them, as they did; a second feed listing one from then on is waited for too."""
+    first, other = two_feeds(store)
+    gone, carried = make_article(1), make_article(2)
+    listed(store, first, [], NOW, new_item(gone), new_item(carried))
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE seen DROP COLUMN also_feed_id")
+        conn.exec_driver_sql("DELETE FROM schema_version WHERE version > 6")
+    upgraded = Store.open(store.engine.url.render_as_string(hide_password=False))
+    try:
+        assert upgraded.schema_version() == SCHEMA_VERSION
+        listed(upgraded, other, identity_keys(carried), NOW + timedelta(hours=1))
+        listed(upgraded, first, [], NOW + timedelta(days=1), new_item(make_article(3)))
+        upgraded.prune(NOW + timedelta(days=40), retention=timedelta(days=30))
+        assert upgraded.seen_keys(identity_keys(gone)) == set()
+        assert upgraded.seen_keys(identity_keys(carried)) == set(identity_keys(carried))
     finally:
         upgraded.close()
 
