@@ -526,8 +526,8 @@ def _article_from_entry(
         title=title,
         summary=summary,
         content=content,
-        authors=_authors(entry.get("authors") or []),
-        categories=_unique(t.get("term") or t.get("label") or "" for t in entry.get("tags") or []),
+        authors=_authors(_records(entry, "authors")),
+        categories=_unique(t.get("term") or t.get("label") or "" for t in _records(entry, "tags")),
         published=published,
         updated=updated,
         language=language,
@@ -536,13 +536,23 @@ def _article_from_entry(
     )
 
 
+def _records(entry: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    """A list-of-dicts field of a feedparser entry (authors, tags, links, content, media), its
+    dicts only: malformed markup can leave a string there (fuzzing found ``authors`` set to
+    ``"name><"``), and iterating that would crash the whole feed's parse."""
+    value = entry.get(key)
+    if not isinstance(value, list):
+        return []
+    return [record for record in value if isinstance(record, Mapping)]
+
+
 def _detail(entry: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = entry.get(key)
     return value if isinstance(value, Mapping) else {}
 
 
 def _entry_link(entry: Mapping[str, Any]) -> str:
-    for link in entry.get("links") or []:
+    for link in _records(entry, "links"):
         if link.get("rel", "alternate") == "alternate" and link.get("href"):
             return str(link["href"])
     return str(entry.get("link") or "")
@@ -550,13 +560,13 @@ def _entry_link(entry: Mapping[str, Any]) -> str:
 
 def _content_value(entry: Mapping[str, Any]) -> str:
     """The item's full text: the longest content block that is not a media caption."""
-    blocks = [c.get("value") or "" for c in entry.get("content") or []]
+    blocks = [c.get("value") or "" for c in _records(entry, "content")]
     return max(blocks, key=len, default="")
 
 
 def _media_from_entry(entry: Mapping[str, Any], base: str) -> list[Media]:
     media: dict[str, Media] = {}
-    item_level = entry.get("wm_media_item") or {}
+    item_level = _detail(entry, "wm_media_item")
 
     def add(url: str | None, **facts: Any) -> None:
         absolute = canonical_url(url or "", base)
@@ -569,7 +579,7 @@ def _media_from_entry(entry: Mapping[str, Any], base: str) -> list[Media]:
         merged["url"] = absolute
         media[absolute] = Media(**merged)
 
-    for item in entry.get("media_content") or []:
+    for item in _records(entry, "media_content"):
         add(
             item.get("url"),
             type=item.get("type"),
@@ -577,9 +587,9 @@ def _media_from_entry(entry: Mapping[str, Any], base: str) -> list[Media]:
             caption=_plain(item.get("caption") or item.get("media_title") or ""),
             credit=_plain(item.get("credit") or ""),
         )
-    for thumb in entry.get("media_thumbnail") or []:
+    for thumb in _records(entry, "media_thumbnail"):
         add(thumb.get("url"), medium="image")
-    for link in entry.get("links") or []:
+    for link in _records(entry, "links"):
         if link.get("rel") == "enclosure":
             add(link.get("href"), type=link.get("type"), medium=_medium(link.get("type")))
     result = list(media.values())

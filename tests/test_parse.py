@@ -761,3 +761,15 @@ def test_a_whole_html_document_inside_a_title_is_text_not_a_crash() -> None:
     except ParseError:
         return
     assert all("<" not in a.title for a in articles)
+
+
+def test_a_string_where_feedparser_keeps_authors_is_not_a_crash() -> None:
+    # found by fuzz/fuzz_parse.py: feedparser left ``authors`` as the string "name><" here,
+    # and iterating it crashed the feed's parse
+    data = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><title>Talks resume</title>'
+        b"<author><name>Sam Lee<authors/name></author></entry></feed>"
+    )
+    (article,) = parse_feed(data, feed_url="https://f.example/atom", now=NOW).articles
+    assert article.title == "Talks resume"
+    assert article.authors == []

@@ -112,8 +112,12 @@ def first_poll_recorded(db: Path) -> bool:
 
     if not db.exists():
         return False
-    with sqlite3.connect(db) as conn:
-        row = conn.execute("SELECT first_poll_done FROM feeds WHERE url LIKE '%/wire'").fetchone()
+    try:
+        with sqlite3.connect(db) as conn:
+            query = "SELECT first_poll_done FROM feeds WHERE url LIKE '%/wire'"
+            row = conn.execute(query).fetchone()
+    except sqlite3.OperationalError:  # the daemon has created the file, not yet its tables
+        return False
     return bool(row and row[0])
 
 
