@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -22,6 +23,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from monitor import PROJECT_URL, __version__
 from monitor.errors import ConfigError, did_you_mean
@@ -165,17 +168,13 @@ _SECRET_PARAM = re.compile(rf"(?P<head>[?&;]{_SECRET_NAME.pattern}=)[^&#;\s'\"<>
 
 #: A URL as it appears in an Apprise config file, TEXT (``tag=url``) or YAML (``- url:``).
 _CONFIG_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
-#: A credential given as an option of a YAML entry (``pass: ...``, ``token: ...``).
-_CONFIG_OPTION = re.compile(
-    rf"^[\s-]*{_SECRET_NAME.pattern}\s*:\s*['\"]?(?P<value>[^\s'\"#]+)", re.I | re.M
-)
 
 
 def apprise_config_secrets(path: Path | None) -> list[str]:
     """The URLs in an Apprise config file, whatever its format, and the credentials given as
-    options of its YAML entries: they carry tokens as much as ``MONITOR_APPRISE_URLS`` does,
-    and Apprise itself logs a URL it cannot load. A file that cannot be read yields none
-    (loading the channels reports it)."""
+    options of its YAML entries (``pass:``, ``token:``): they carry tokens as much as
+    ``MONITOR_APPRISE_URLS`` does, and Apprise itself logs a URL it cannot load. A file that
+    cannot be read yields none (loading the channels reports it)."""
     if path is None:
         return []
     try:
@@ -183,8 +182,26 @@ def apprise_config_secrets(path: Path | None) -> list[str]:
     except OSError:
         return []
     # a YAML entry's URL is a key: its ``:`` is not part of it
-    urls = [m.group().rstrip(",:") for m in _CONFIG_URL.finditer(text)]
-    return urls + [m.group("value") for m in _CONFIG_OPTION.finditer(text)]
+    found = [m.group().rstrip(",:") for m in _CONFIG_URL.finditer(text)]
+    try:
+        document = YAML(typ="safe").load(text)
+    except YAMLError:  # a TEXT config, or broken YAML: its URLs are all there is
+        return found
+    found.extend(_credential_values(document))
+    return found
+
+
+def _credential_values(node: Any) -> Iterator[str]:
+    """The whole values, however quoted, of credential-named keys anywhere in parsed YAML."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            named = isinstance(key, str) and _SECRET_NAME.fullmatch(key)
+            if named and value is not None and not isinstance(value, dict | list):
+                yield str(value)
+            yield from _credential_values(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _credential_values(item)
 
 
 def mask_url_password(url: str) -> str:
@@ -245,9 +262,9 @@ def url_secrets(url: str, *, parts: bool) -> list[str]:
 
 
 def _toml_settings(toml_path: str, overrides: dict[str, Any]) -> set[str]:
-    """The settings ``monitor.toml`` gives that nothing above it overrides; an unknown key is an
-    error naming the file (pydantic-settings would ignore it, and a misspelt setting would
-    silently keep its default)."""
+    """The settings ``monitor.toml`` gives that nothing above it (arguments, environment,
+    ``.env``) overrides; an unknown key is an error naming the file (pydantic-settings would
+    ignore it, and a misspelt setting would silently keep its default)."""
     try:
         with open(toml_path, "rb") as handle:
             data = tomllib.load(handle)
@@ -261,9 +278,11 @@ def _toml_settings(toml_path: str, overrides: dict[str, Any]) -> set[str]:
             raise ConfigError(
                 f"MONITOR_CONFIG={toml_path}: unknown setting '{key}'{did_you_mean(key, known)}"
             )
-    return {
-        key for key in data if key not in overrides and f"MONITOR_{key.upper()}" not in os.environ
-    }
+    env_file = Settings.model_config.get("env_file")
+    above = {name.upper() for name in os.environ}
+    if isinstance(env_file, str | Path):
+        above |= {name.upper() for name in dotenv_values(env_file)}
+    return {key for key in data if key not in overrides and f"MONITOR_{key.upper()}" not in above}
 
 
 def _setting_problem(error: Any, toml_path: str | None, from_file: set[str]) -> str:

@@ -212,6 +212,10 @@ def header_charset(content_type: str | None) -> str | None:
         return None
 
 
+#: Codec names (``codecs.lookup(...).name``) that browsers read as Windows-1252.
+_WINDOWS_1252_LABELS = frozenset({"ascii", "iso8859-1", "cp1252"})
+
+
 def _from_header_charset(data: bytes, charset: str | None) -> bytes:
     """UTF-8 bytes for a document the server labels with a ``charset`` it does not declare.
 
@@ -224,7 +228,12 @@ def _from_header_charset(data: bytes, charset: str | None) -> bytes:
         return data
     if _DECLARED_ENCODING.match(data[:1024]) or _is_utf8(data):
         return data
-    return _to_utf8(data, charset, "replace")
+    # read as browsers do: an ASCII or Latin-1 label means Windows-1252, and ``_repair_utf8``
+    # reads the invalid bytes that way already; a byte the named codec cannot read is read
+    # as Windows-1252 too, not dropped
+    if charset in _WINDOWS_1252_LABELS:
+        return data
+    return _to_utf8(data, charset, _CP1252_FALLBACK)
 
 
 def _to_utf8(data: bytes, encoding: str, errors: str) -> bytes:

@@ -99,6 +99,16 @@ def test_bad_toml_value_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert load_settings().fetch_timeout == timedelta(seconds=5)
 
 
+def test_bad_dotenv_value_over_a_toml_key_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("MONITOR_FETCH_TIMEOUT=bogus\n")
+    message = toml_error(monkeypatch, tmp_path / "monitor.toml", 'fetch_timeout = "30s"\n')
+    assert message.startswith("invalid settings: MONITOR_FETCH_TIMEOUT: ")
+    assert "monitor.toml" not in message
+
+
 def test_bad_value_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONITOR_FETCH_TIMEOUT", "soon")
     with pytest.raises(ConfigError, match=r"MONITOR_FETCH_TIMEOUT: .*invalid duration 'soon'"):

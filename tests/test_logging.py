@@ -147,12 +147,18 @@ def test_credentials_given_as_options_in_a_yaml_apprise_config_are_secrets(
     config = tmp_path / "apprise.yml"
     config.write_text(
         "urls:\n  - mailtos://mail.example:\n      user: desk\n      pass: pw9Kq2mZ\n"
-        "  - json://hooks.example/in:\n      - token: 'tk7Hq3xLw'\n",
+        "  - json://hooks.example/in:\n      - token: 'tk7Hq3xLw'\n"
+        '  - mailto://other.example:\n      password: "correct horse battery"\n'
+        "  - json://hooks.example/two:\n      - apikey: s3cr3t#tok3n99\n"
+        "  - json://hooks.example/three:\n      - secret: 'it''s-a-key'\n",
         encoding="utf-8",
     )
     formatter = LogFormatter("text", Settings(apprise_config=config).secrets())
-    line = formatter.format(record("login failed with pw9Kq2mZ, header tk7Hq3xLw"))
-    assert "pw9Kq2mZ" not in line and "tk7Hq3xLw" not in line
+    values = ["pw9Kq2mZ", "tk7Hq3xLw", "correct horse battery", "s3cr3t#tok3n99", "it's-a-key"]
+    line = formatter.format(record("login failed with " + ", ".join(values)))
+    for value in values:
+        assert value not in line
+    assert "horse" not in line and "tok3n99" not in line
 
 
 def log_events(stderr: str) -> dict[str, list[dict[str, object]]]:

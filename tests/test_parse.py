@@ -423,6 +423,16 @@ def test_a_feed_s_own_encoding_outranks_a_wrong_http_charset(
     assert [a.title for a in parsed.articles] == ["Ким Чен Ын и Москва"]
 
 
+@pytest.mark.parametrize("charset", ["us-ascii", "iso-8859-1", "windows-1252"])
+def test_an_ascii_or_latin1_label_reads_as_windows_1252(charset: str) -> None:
+    # browsers do the same: such labels are mostly wrong, and U+FFFD would lose the text
+    title = "“Quoted” café — €5"
+    data = f"<rss version='2.0'><channel><item><title>{title}</title></item></channel></rss>"
+    content_type = f"text/xml; charset={charset}"
+    parsed = parse_feed(data.encode("cp1252"), feed_url="u", now=NOW, content_type=content_type)
+    assert [a.title for a in parsed.articles] == [title]
+
+
 def test_utf16_without_bom() -> None:
     data = (FIXTURES / "utf16_bom.xml").read_bytes().decode("utf-16").encode("utf-16-le")
     (item,) = parse_feed(data, feed_url="u", now=NOW).articles
