@@ -68,6 +68,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy import inspect as sa_inspect
@@ -1349,17 +1350,29 @@ class Store:
             return int(conn.execute(query).scalar_one())
 
     def articles_since(self, since: datetime) -> Iterator[Article]:
-        """Stored articles fetched since ``since``, oldest first, read ``BACKTEST_BATCH`` rows
-        at a time: a backtest over the whole retention period must not hold every article
-        (30 days of a busy desk is gigabytes) in memory at once."""
-        with self.engine.connect() as conn:
-            rows = conn.execution_options(yield_per=BACKTEST_BATCH).execute(
-                select(articles.c.data)
-                .where(articles.c.fetched_at >= since)
-                .order_by(articles.c.fetched_at)
+        """Stored articles fetched since ``since``, oldest first, ``BACKTEST_BATCH`` at a time.
+
+        A backtest over the whole retention period must not hold every article (30 days of a
+        busy desk is gigabytes) in memory at once, nor one read transaction open while it
+        matches them all: on SQLite that would keep the daemon's write-ahead log from being
+        checkpointed for as long. So each batch is its own short read, continuing after the
+        last (fetched_at, id) of the one before.
+        """
+        after: tuple[datetime, str] | None = None
+        while True:
+            query = select(articles.c.fetched_at, articles.c.id, articles.c.data).where(
+                articles.c.fetched_at >= since
             )
-            for (data,) in rows:
+            if after is not None:
+                query = query.where(tuple_(articles.c.fetched_at, articles.c.id) > after)
+            query = query.order_by(articles.c.fetched_at, articles.c.id).limit(BACKTEST_BATCH)
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            for _, _, data in rows:
                 yield Article.model_validate_json(data)
+            if len(rows) < BACKTEST_BATCH:
+                return
+            after = (rows[-1].fetched_at, rows[-1].id)
 
     def count(self, table: Table) -> int:
         with self.engine.connect() as conn:
