@@ -308,7 +308,5 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = "; ".join(_setting_problem(err, toml_path, from_file) for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None
-    except tomllib.TOMLDecodeError as exc:  # the message has the position, not the file
-        raise ConfigError(f"MONITOR_CONFIG={toml_path}: invalid TOML: {exc}") from None
     except ValueError as exc:
         raise ConfigError(f"invalid settings: {exc}") from None

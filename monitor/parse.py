@@ -108,15 +108,14 @@ _ENTITY_DECL = re.compile(
 def screen_bytes(data: bytes, charset: str | None = None) -> bytes:
     """Make bytes safe for feedparser: UTF-8 throughout, no DOCTYPE, entities bounded.
 
-    UTF-16/32 becomes UTF-8, and so does a document in the HTTP ``charset`` that declares no
-    encoding itself (``_from_header_charset``) and a UTF-8 document with stray Windows-1252
-    bytes (``_repair_utf8``). feedparser's fallback parser expands internal entities without limit
-    (PITFALLS 1), so the DOCTYPE is removed here and its entities are expanded by us, as escaped
-    text, within ``ENTITY_EXPANSION_BUDGET``. External entities are never resolved: their
-    references vanish.
+    UTF-16/32 becomes UTF-8, and so does a UTF-8 document with stray Windows-1252 bytes or an
+    undeclared one in another HTTP ``charset`` (``_as_utf8``). feedparser's fallback parser
+    expands internal entities without limit (PITFALLS 1), so the DOCTYPE is removed here and
+    its entities are expanded by us, as escaped text, within ``ENTITY_EXPANSION_BUDGET``.
+    External entities are never resolved: their references vanish.
     """
     wide = _to_utf8_if_wide(data)
-    data = wide if wide is not data else _repair_utf8(_from_header_charset(data, charset))
+    data = wide if wide is not data else _as_utf8(data, charset)
     head_end = data.find(b"<!DOCTYPE", 0, 65536)
     if head_end < 0:
         head_end = data.find(b"<!doctype", 0, 65536)
@@ -177,27 +176,6 @@ _UTF8_CHUNK = 1 << 20
 _CP1252_FALLBACK = "monitor-cp1252-bytes"
 
 
-def _repair_utf8(data: bytes) -> bytes:
-    """UTF-8 bytes for a document meant as UTF-8 that holds stray Windows-1252 bytes.
-
-    Feeds declared UTF-8 (or undeclared, which means UTF-8) are often mostly UTF-8 with a few
-    bytes pasted from Windows-1252 (``\x92`` for a curly apostrophe), or wholly Windows-1252 or
-    Latin-1. feedparser decodes a document with one codec or another: one invalid byte sends it
-    on to ``iso-8859-2``, which turns every valid character into mojibake (``SĂŠoul``). Here
-    each invalid byte alone is read as Windows-1252 and the valid UTF-8 is kept; Latin-1 reads
-    the same way (its printable bytes are Windows-1252's). A document that declares another
-    encoding is left to feedparser.
-    """
-    if data.isascii():
-        return data
-    declared = _DECLARED_ENCODING.match(data[:1024])
-    if declared and declared.group("name").lower() not in _UTF8_NAMES:
-        return data
-    if _is_utf8(data):
-        return data
-    return _to_utf8(data, "utf-8", _CP1252_FALLBACK)
-
-
 _CHARSET_PARAM = re.compile(r";\s*charset\s*=\s*[\"']?(?P<name>[\w.:-]+)", re.IGNORECASE)
 
 
@@ -212,28 +190,37 @@ def header_charset(content_type: str | None) -> str | None:
         return None
 
 
-#: Codec names (``codecs.lookup(...).name``) that browsers read as Windows-1252.
-_WINDOWS_1252_LABELS = frozenset({"ascii", "iso8859-1", "cp1252"})
+#: Codec names (``codecs.lookup(...).name``) whose label says nothing ``_as_utf8`` does not
+#: already do: UTF-8, and what browsers read as Windows-1252 (ASCII, Latin-1).
+_NOTHING_TO_ADD = frozenset({"utf-8", "ascii", "iso8859-1", "cp1252"})
 
 
-def _from_header_charset(data: bytes, charset: str | None) -> bytes:
-    """UTF-8 bytes for a document the server labels with a ``charset`` it does not declare.
+def _as_utf8(data: bytes, charset: str | None) -> bytes:
+    """UTF-8 bytes for a document that declares UTF-8 or no encoding at all.
 
-    Only when the document names no encoding of its own and is not valid UTF-8: servers often
-    label every ``text/xml`` as ISO-8859-1 by default, and a document's own declaration or valid
-    UTF-8 is the better witness. An undeclared Windows-1251 or KOI8-R feed is then read right
-    instead of as Windows-1252 mojibake (``Íîâîñòè``).
+    Feeds declared UTF-8 (or undeclared, which means UTF-8) are often mostly UTF-8 with a few
+    bytes pasted from Windows-1252 (``\x92`` for a curly apostrophe), or wholly Windows-1252 or
+    Latin-1. feedparser decodes a document with one codec or another: one invalid byte sends it
+    on to ``iso-8859-2``, which turns every valid character into mojibake (``SĂŠoul``). Here
+    each invalid byte alone is read as Windows-1252 and the valid UTF-8 is kept; Latin-1 reads
+    the same way (its printable bytes are Windows-1252's).
+
+    An undeclared document that is not UTF-8 is read in the HTTP ``charset`` instead, when that
+    names another codec: an undeclared Windows-1251 or KOI8-R feed then reads right, not as
+    Windows-1252 mojibake (``Íîâîñòè``). Only then: servers label every ``text/xml`` ISO-8859-1
+    by default, and a document's own declaration, or valid UTF-8, is the better witness. A
+    document that declares another encoding is left to feedparser. One scan of the bytes at most.
     """
-    if charset is None or charset == "utf-8" or data.isascii():
+    if data.isascii():
         return data
-    if _DECLARED_ENCODING.match(data[:1024]) or _is_utf8(data):
+    declared = _DECLARED_ENCODING.match(data[:1024])
+    if declared and declared.group("name").lower() not in _UTF8_NAMES:
         return data
-    # read as browsers do: an ASCII or Latin-1 label means Windows-1252, and ``_repair_utf8``
-    # reads the invalid bytes that way already; a byte the named codec cannot read is read
-    # as Windows-1252 too, not dropped
-    if charset in _WINDOWS_1252_LABELS:
+    if _is_utf8(data):
         return data
-    return _to_utf8(data, charset, _CP1252_FALLBACK)
+    if declared is None and charset is not None and charset not in _NOTHING_TO_ADD:
+        return _to_utf8(data, charset, _CP1252_FALLBACK)  # a byte it cannot read: Windows-1252
+    return _to_utf8(data, "utf-8", _CP1252_FALLBACK)
 
 
 def _to_utf8(data: bytes, encoding: str, errors: str) -> bytes:
@@ -265,7 +252,7 @@ def _is_utf8(data: bytes) -> bool:
 
 
 def _cp1252_byte(error: UnicodeError) -> tuple[str, int]:
-    """The codec error handler of ``_repair_utf8``: the first invalid byte as Windows-1252.
+    """The codec error handler of ``_as_utf8``: the first invalid byte as Windows-1252.
 
     One byte at a time: the bytes after it are tried as UTF-8 again. The five bytes that
     Windows-1252 leaves undefined become U+FFFD.
