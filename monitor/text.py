@@ -59,7 +59,8 @@ _JAMO = re.compile(r"[\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]")
 #: ``'s`` ending, which is dropped (``North Korea's`` holds the words ``north korea``).
 _SPLIT = re.compile(r"(?:'s(?![^\W_])|[\W_])+")
 _UPPER = re.compile(r"[A-Z]+")
-_NON_WORD = re.compile(r"[\W_]")
+#: a non-word character that is not already a space (rewriting spaces costs a third of the time)
+_NON_WORD = re.compile(r"[^\w ]|_")
 _TOKEN = re.compile(r"[^\W_]+")
 _POSSESSIVE = re.compile(r"'s(?![^\W_])")
 #: ASCII letters and digits stay, everything else becomes a space (length preserved).
