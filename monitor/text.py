@@ -55,13 +55,20 @@ _SEGMENTS = re.compile(
     "([^\x00-\x7f" + "".join(f"{chr(a)}-{chr(b)}" for a, b in IDENTITY_RANGES) + "]+)"
 )
 _JAMO = re.compile(r"[\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]")
-#: What separates tokens: any run of non-word characters (underscore included) and a possessive
-#: ``'s`` ending, which is dropped (``North Korea's`` holds the words ``north korea``).
-_SPLIT = re.compile(r"(?:'s(?![^\W_])|[\W_])+")
+#: Scripts written without spaces between words (Han, kana) and Hangul, whose particles attach to
+#: nouns: a term in them matches as a substring (``김정은`` in ``김정은이``), and a change between
+#: one of them and any other word character is a word boundary (``ICBM을``, ``NATO首脳会議``).
+SPACELESS = (
+    "\u1100-\u11ff\u3005-\u3007\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\ua960-\ua97f\uac00-\ud7a3\ud7b0-\ud7ff"
+)
+HAS_SPACELESS = re.compile(f"[{SPACELESS}]")
+_SPACELESS_RUN = re.compile(f"[{SPACELESS}]+")
 _UPPER = re.compile(r"[A-Z]+")
 #: a non-word character that is not already a space (rewriting spaces costs a third of the time)
 _NON_WORD = re.compile(r"[^\w ]|_")
-_TOKEN = re.compile(r"[^\W_]+")
+#: a word: a run of word characters (underscore excluded) all of one side of ``SPACELESS``
+_TOKEN = re.compile(f"[{SPACELESS}]+|[^\\W_{SPACELESS}]+")
 _POSSESSIVE = re.compile(r"'s(?![^\W_])")
 #: ASCII letters and digits stay, everything else becomes a space (length preserved).
 _ASCII_SPACES = bytes(c if chr(c).isalnum() and c < 128 else 32 for c in range(256))
@@ -315,17 +322,24 @@ class TokenStream:
     wildcard searches `` prefix``), which one Aho-Corasick pass does for every term at once.
 
     The stream is made from ``marked(folded)`` by halving runs of spaces until none is left
-    (``split("  ")`` / ``" ".join``, a few C-level passes). The padded ``marked`` text is kept:
-    it has the offsets of ``folded`` (plus one), so explanations find hits there.
+    (``split("  ")`` / ``" ".join``, a few C-level passes), after putting a space around each
+    run of ``SPACELESS`` script, where it meets other words (``icbm을`` is ``icbm 을``). The
+    padded ``marked`` text is kept: it has the offsets of ``folded`` (plus one), so
+    explanations find hits there.
     """
 
-    __slots__ = ("marked", "text")
+    __slots__ = ("marked", "spaceless", "text")
 
     def __init__(self, folded: str) -> None:
         padded = " " + marked(folded) + " "
         #: ``marked(folded)`` padded with one space each side: offset ``i`` here is ``i - 1``
         #: in ``folded``
         self.marked = padded
+        #: the text has ``SPACELESS`` characters: in ``marked`` a word may also end where the
+        #: script changes, with no space (the stream has one there)
+        self.spaceless = not padded.isascii() and HAS_SPACELESS.search(padded) is not None
+        if self.spaceless:
+            padded = _SPACELESS_RUN.sub(r" \g<0> ", padded)
         while "  " in padded:
             padded = " ".join(padded.split("  "))
         self.text = padded

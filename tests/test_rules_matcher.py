@@ -101,6 +101,41 @@ def test_operators(query: str, text: str, expected: bool) -> None:
     assert matches(query, text) is expected
 
 
+@pytest.mark.parametrize(
+    ("query", "text", "expected"),
+    [
+        # two terms inside one run of text written without spaces are next to each other
+        ("ミサイル NEAR/8 発射", "北朝鮮が弾道ミサイルを発射", True),
+        ("导弹 NEAR/5 发射", "朝鲜发射弹道导弹", True),
+        ("미사일 NEAR/3 발사", "탄도미사일발사", True),
+        ("ミサイル ONEAR/3 発射", "北朝鮮が弾道ミサイルを発射", True),
+        ("発射 ONEAR/3 ミサイル", "北朝鮮が弾道ミサイルを発射", False),
+        ("ミサイル NEAR/0 ミサイル", "ミサイル", False),  # one occurrence is not near itself
+        ("미사일 NEAR/0 발사", "미사일 시험 발사", False),
+        ("미사일 NEAR/1 발사", "미사일 시험 발사", True),
+        # a Latin word glued to Korean, Japanese or Chinese is still a word
+        ("ICBM", "북한이 ICBM을 발사했다", True),
+        ("ICBM*", "北朝鮮がICBMを発射", True),
+        ("NATO", "NATO首脳会議", True),
+        ("UAV", "UAVs를 격추", False),
+        ("ICBM NEAR/1 발사했다", "북한이 ICBM을 발사했다", True),
+        ('"ICBM級"', "北朝鮮がICBM級の弾道ミサイルを発射", True),
+    ],
+)
+def test_scripts_written_without_spaces(query: str, text: str, expected: bool) -> None:
+    assert matches(query, text) is expected
+
+
+def test_a_latin_word_glued_to_korean_is_explained_at_its_own_offsets() -> None:
+    text = "북한이 ICBM을 발사했다. 日本は「ICBM級」と"
+    m = compile_rules([rule('ICBM OR "ICBM級"')], ENTITIES).match(article(content=text))
+    assert [(h.term, h.start, text[h.start : h.end]) for h in m[0].hits] == [
+        ("ICBM", 4, "ICBM"),
+        ("ICBM", 20, "ICBM"),
+        ("ICBM級", 20, "ICBM級"),
+    ]
+
+
 def test_near_never_spans_two_fields() -> None:
     assert not matches("drone NEAR/3 attack", title="drone", summary="attack")
     assert matches("drone NEAR/3 attack", title="drone attack")

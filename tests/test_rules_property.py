@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from monitor.rules import Entity, Rule, compile_rules, parse_query
@@ -31,43 +31,62 @@ ENTITIES = {
     "nk": Entity("nk", ("North Korea", "DPRK")),
 }
 WORDS = ["drone", "drones", "uav", "war", "award", "kim", "jong", "un", "north", "korea", "dprk"]
-TEXT_WORDS = [*WORDS, "김정은", "김정은이", "s", "the"]
-SEPARATORS = [" ", " ", " ", "-", ", ", "'s ", "\u2019s ", "\u2011", " \u2014 ", ". "]
+#: words of scripts written without spaces: a Japanese run, Korean nouns with particles
+SPACELESS_WORDS = ["김정은", "김정은이", "ミサイル", "発射", "ミサイルを発射"]
+TEXT_WORDS = [*WORDS, *SPACELESS_WORDS, "s", "the"]
+#: "" glues two words: one word, or two where the script changes (``dprk김정은``)
+SEPARATORS = [" ", " ", " ", "-", ", ", "'s ", "\u2019s ", "\u2011", " \u2014 ", ". ", ""]
 #: what a hit never starts or ends with: a separator (or the ``s`` of a possessive's quote)
 EDGES = set("".join(SEPARATORS)) - {"s"}
-CJK = re.compile(r"[\uac00-\ud7a3]")
+#: the reference's own list of scripts written without spaces (Hangul, kana, Han)
+SPACELESS_REF = "\u1100-\u11ff\u3005-\u3007\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3"
+CJK = re.compile(f"[{SPACELESS_REF}]")
 
 
 # -- the reference -------------------------------------------------------------------------
 
 
 def ref_tokens(text: str) -> list[str]:
+    """Runs of word characters, split where a script written without spaces meets another."""
     folded = re.sub(r"'s(?![^\W_])", " ", fold(text))
-    return re.findall(r"[^\W_]+", folded)
+    return re.findall(f"[{SPACELESS_REF}]+|[^\\W_{SPACELESS_REF}]+", folded)
 
 
-def ref_occurrences(phrase: str, prefix: bool, tokens: list[str]) -> list[tuple[int, int]]:
-    """(first, last) word positions of each occurrence of a term in a field's words."""
+Place = tuple[int, int, int, int]
+
+
+def ref_occurrences(phrase: str, prefix: bool, tokens: list[str]) -> list[Place]:
+    """Each occurrence of a term in a field's words: its first and last word's positions, and
+    its ``[start, end)`` in the words joined by single spaces. A term with Hangul, kana or Han
+    is a substring of that text; any other is a sequence of whole words (the last one a prefix
+    of a word for ``prefix``)."""
     words = ref_tokens(phrase)
+    joined = " ".join(tokens)
     found = []
     if CJK.search(phrase):
-        joined = " ".join(tokens)
         needle = " ".join(words)
         for i in range(len(joined)):
             if joined.startswith(needle, i):
-                first = joined.count(" ", 0, i)
-                found.append((first, joined.count(" ", 0, i + len(needle) - 1)))
+                end = i + len(needle)
+                found.append((joined.count(" ", 0, i), joined.count(" ", 0, end - 1), i, end))
         return found
+    starts = [sum(len(t) + 1 for t in tokens[:i]) for i in range(len(tokens))]
     n = len(words)
     for i in range(len(tokens) - n + 1):
         head_ok = tokens[i : i + n - 1] == words[:-1]
         last = tokens[i + n - 1]
         if head_ok and (last.startswith(words[-1]) if prefix else last == words[-1]):
-            found.append((i, i + n - 1))
+            found.append((i, i + n - 1, starts[i], starts[i + n - 1] + len(last)))
     return found
 
 
-def ref_atom(node: Term | EntityRef, field: str, rule_fields: set[str]) -> list[tuple[int, int]]:
+def ref_near(a: Place, b: Place, distance: int) -> bool:
+    """``a`` before ``b`` without overlapping, at most ``distance`` words strictly between them
+    (none when they share a word: two terms inside one run of Japanese text)."""
+    return a[3] <= b[2] and max(0, b[0] - a[1] - 1) <= distance
+
+
+def ref_atom(node: Term | EntityRef, field: str, rule_fields: set[str]) -> list[Place]:
     allowed = rule_fields if node.fields is None else rule_fields & node.fields
     if field not in allowed:
         return []
@@ -99,11 +118,11 @@ def ref_eval(node: Node, rule_fields: set[str]) -> bool:
     for field in FIELDS:
         lefts = [p for a in _members(node.left) for p in ref_atom(a, field, rule_fields)]
         rights = [p for a in _members(node.right) for p in ref_atom(a, field, rule_fields)]
-        for l_first, l_last in lefts:
-            for r_first, r_last in rights:
-                if r_first > l_last and r_first - l_last - 1 <= node.distance:
+        for left in lefts:
+            for right in rights:
+                if ref_near(left, right, node.distance):
                     return True
-                if not node.ordered and l_first > r_last and l_first - r_last - 1 <= node.distance:
+                if not node.ordered and ref_near(right, left, node.distance):
                     return True
     return False
 
@@ -122,7 +141,9 @@ terms = st.one_of(
     st.builds(Term, st.sampled_from(WORDS), st.just(False), scopes),
     st.builds(
         Term,
-        st.sampled_from(["kim jong", "north korea", "the war", "jong un", "김정은"]),
+        st.sampled_from(
+            ["kim jong", "north korea", "the war", "jong un", "김정은", "ミサイル", "発射"]
+        ),
         st.just(False),
         scopes,
     ),
@@ -193,6 +214,49 @@ def test_compiled_matcher_agrees_with_the_reference(
     assert got == ref_eval(tree, set(rule_fields)), (to_query(tree), article.text_fields())
 
 
+#: NEAR's terms and the words of its texts come from one small pool, so that both sides are
+#: present in most examples and every distance from adjacent to too far occurs
+NEAR_POOL = ["drone", "uav", "kim", "jong", "war", "ミサイル", "発射", "김정은", "dprk", "x"]
+near_atoms = st.one_of(
+    st.builds(Term, st.sampled_from([*NEAR_POOL, "kim jong", "ミサイルを"]), st.just(False)),
+    st.builds(Term, st.sampled_from(["dro", "ミサ"]), st.just(True)),
+    st.builds(EntityRef, st.sampled_from(sorted(ENTITIES))),
+)
+
+
+def _words_of(atom: Term | EntityRef) -> list[str]:
+    phrases = ENTITIES[atom.id].aliases if isinstance(atom, EntityRef) else (atom.text,)
+    return [w for phrase in phrases for w in phrase.split()]
+
+
+@settings(max_examples=400, deadline=None)
+@given(near_atoms, near_atoms, st.integers(0, 3), st.booleans(), st.data())
+def test_near_agrees_with_the_reference(
+    left: Term | EntityRef,
+    right: Term | EntityRef,
+    distance: int,
+    ordered: bool,
+    data: st.DataObject,
+) -> None:
+    """NEAR and ONEAR, in texts made of their own terms' words and a few others: adjacent, in
+    one run of Japanese or Korean, a few words apart, too far, overlapping, in either order."""
+    pool = [*_words_of(left), *_words_of(right), "x", "を", "이"]
+    parts = data.draw(
+        st.lists(
+            st.tuples(st.sampled_from(pool), st.sampled_from([" ", " ", "", ", "])), max_size=9
+        )
+    )
+    text = "".join(word + sep for word, sep in parts)
+    tree = Near(left, right, distance, ordered)
+    article = _article("", "", text)
+    ARTICLE_TOKENS.clear()
+    ARTICLE_TOKENS.update({f: ref_tokens(t) for f, t in article.text_fields().items()})
+    expected = ref_eval(tree, set(FIELDS))
+    got = bool(compile_rules([Rule(id="n", expr=tree)], ENTITIES).match(article))
+    assert got == expected, (to_query(tree), text)
+    event(f"near: {expected}")
+
+
 @settings(max_examples=200, deadline=None)
 @given(trees)
 def test_query_rendering_parses_back_to_the_same_tree(tree: Node) -> None:
@@ -246,5 +310,5 @@ def test_every_hit_is_an_occurrence_of_its_term_in_the_original_text(
             assert source[hit.start : hit.end] == hit.text
             assert hit.text[0] not in EDGES and hit.text[-1] not in EDGES, (hit, source)
             words = ref_tokens(hit.text)
-            assert any(ref_occurrences(p, prefix, words) == [(0, len(words) - 1)]
+            assert any([o[:2] for o in ref_occurrences(p, prefix, words)] == [(0, len(words) - 1)]
                        for p, prefix in phrases), (hit, source)  # fmt: skip

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.text import (
     IDENTITY_RANGES,
+    SPACELESS,
     OffsetMap,
     TokenStream,
     fold,
@@ -24,6 +27,15 @@ def test_case_accents_dashes_and_quotes_fold_alike() -> None:
     assert fold("Łódź, Øresund") == "lodz, oresund"
     assert fold("\u201cquoted\u201d \u2018single\u2019") == "\"quoted\" 'single'"
     assert fold("Straße") == "strasse"
+
+
+def test_a_change_to_or_from_a_script_without_spaces_separates_words() -> None:
+    """Korean particles and Japanese or Chinese text attach to Latin acronyms: ``ICBM을`` holds
+    the word ``icbm``, as ``ICBM 을`` would; text in one script stays one run."""
+    assert tokens("북한이 ICBM을 발사") == ["북한이", "icbm", "을", "발사"]
+    assert tokens("NATO首脳会議で F-35を") == ["nato", "首脳会議で", "f", "35", "を"]
+    assert tokens("時々ミサイル") == ["時々ミサイル"]
+    assert tokens("UAVs를") == ["uavs", "를"]
 
 
 def test_fullwidth_letters_are_ordinary_letters() -> None:
@@ -124,7 +136,8 @@ def test_fast_fold_agrees_with_the_segment_fold(text: str) -> None:
 @given(_TEXT)
 def test_stream_words_are_found_in_marked_text_at_their_folded_offsets(text: str) -> None:
     """Every word of the stream is, in order, where ``token_spans`` says it is in ``folded``,
-    and at that offset plus one in the padded ``marked`` text (explanations rely on it)."""
+    and at that offset plus one in the padded ``marked`` text (explanations rely on it), ending
+    at a space or, in text with scripts written without spaces, where the script changes."""
     folded = fold(text)
     stream = TokenStream(folded)
     assert len(stream.marked) == len(folded) + 2
@@ -133,6 +146,14 @@ def test_stream_words_are_found_in_marked_text_at_their_folded_offsets(text: str
         word = folded[start:end]
         assert stream.text[at : at + len(word)] == word
         assert stream.marked[start + 1 : end + 1] == word
-        assert stream.marked[start] == " " and stream.marked[end + 1] == " "
+        edges = ((word[0], stream.marked[start]), (word[-1], stream.marked[end + 1]))
+        for inside, outside in edges:
+            assert outside == " " or (
+                stream.spaceless and _spaceless(inside) != _spaceless(outside)
+            ), (word, outside)
         at += len(word) + 1
     assert at == max(1, len(stream.text)) or stream.text.strip() == ""
+
+
+def _spaceless(char: str) -> bool:
+    return re.match(f"[{SPACELESS}]", char) is not None

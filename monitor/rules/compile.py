@@ -19,7 +19,6 @@ for NEAR. Only integers and our own names are ever written into the generated so
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -38,12 +37,8 @@ from monitor.rules.matcher import (
 )
 from monitor.rules.model import Entity, Rule
 from monitor.rules.query import And, Atom, EntityRef, Node, Not, Or, Term, positive_atoms
-from monitor.text import fold, token_stream
+from monitor.text import HAS_SPACELESS, fold, token_stream
 
-#: Scripts written without spaces between words, and Hangul (particles attach to nouns).
-_SUBSTRING_SCRIPTS = re.compile(
-    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3\u1100-\u11ff]"
-)
 _COMMON_WORDS = (
     "the a an and of to in is that for with was on are by this from has have it its said be as at"
     " or not but he she they we you i his her their new after over more"
@@ -64,7 +59,7 @@ def search_key(text: str, prefix: bool = False) -> SearchKey | None:
     words = token_stream(fold(text)).strip()
     if not words:
         return None
-    if _SUBSTRING_SCRIPTS.search(words):
+    if HAS_SPACELESS.search(words):
         return SearchKey(words, KIND_SUBSTRING)
     if prefix:
         return SearchKey(" " + words, KIND_PREFIX)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, pairwise
 from operator import itemgetter
 from typing import Any
 
@@ -27,7 +27,7 @@ from monitor.rules.detect import detect_language, primary_subtag
 from monitor.rules.explain import FieldText, construct, lead_snippet, snippet
 from monitor.rules.model import Rule
 from monitor.schema import FIELDS, Article, Hit, Match
-from monitor.text import TokenStream, fold_aligned
+from monitor.text import SPACELESS, TokenStream, fold_aligned
 
 FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
 ANY_FIELD = 3
@@ -69,7 +69,7 @@ class Context:
     fields: list[FieldText]
     #: the term ids found in title, summary, content, and in any field
     present: Present
-    _positions: dict[tuple[int, int], list[tuple[int, int]]] = field(default_factory=dict)
+    _positions: dict[tuple[int, int], list[tuple[int, int, int, int]]] = field(default_factory=dict)
     #: explained terms, shared by the rules that use the same term (entities especially)
     _term_hits: dict[ExplainedTerm, list[Hit]] = field(default_factory=dict)
     _snippets: dict[tuple[int, int, int], str] = field(default_factory=dict)
@@ -109,15 +109,17 @@ class Context:
         """``[start, end)`` in the folded text of the first ``limit`` occurrences of a term.
 
         Found in the field's padded ``marked`` text, where an offset is the folded offset plus
-        one: a one-word term by ``str.find``, a term spanning words by its ``Matcher.pattern``
-        (the separators between its words may be any run of non-word characters there).
-        Occurrences may overlap, as in the token stream.
+        one: a one-word term by ``str.find``, a term spanning words (or any term, in a field
+        where scripts without spaces meet others) by its ``Matcher.pattern``. Occurrences may
+        overlap, as in the token stream.
         """
         matcher = self.matcher
-        text = self.fields[field_index].tokens.marked
+        tokens = self.fields[field_index].tokens
+        text, kind = tokens.marked, matcher.kinds[sid]
         spans: list[tuple[int, int]] = []
-        if matcher.one_word[sid]:
-            key, kind = matcher.keys[sid], matcher.kinds[sid]
+        # in a field with SPACELESS text a word may end where the script changes: regex only
+        if matcher.one_word[sid] and (kind == KIND_SUBSTRING or not tokens.spaceless):
+            key = matcher.keys[sid]
             at = text.find(key)
             if kind == KIND_WORDS:  # the common case, flat
                 length = len(key) - 2
@@ -136,7 +138,7 @@ class Context:
                     break
                 at = text.find(key, at + 1)  # adjacent words share a space
             return spans
-        search = matcher.pattern(sid).search
+        search = matcher.pattern(sid, tokens.spaceless).search
         found = search(text)
         while found is not None:
             start, end = found.span(1)
@@ -165,8 +167,10 @@ class Context:
             return at + 1, self.fields[field_index].stream.index(" ", end)
         return at, end
 
-    def positions(self, field_index: int, sid: int) -> list[tuple[int, int]]:
-        """Word positions (first, last) of each occurrence of a term in a field, for NEAR."""
+    def positions(self, field_index: int, sid: int) -> list[tuple[int, int, int, int]]:
+        """Where each occurrence of a term in a field is, for NEAR: its first and last word's
+        positions, and its ``[start, end)`` in the stream (two occurrences inside one run of
+        Chinese, Japanese or Korean share a word: their characters tell their order)."""
         cached = self._positions.get((field_index, sid))
         if cached is None:
             cached = []
@@ -178,14 +182,18 @@ class Context:
                     start, stop = self.stream_span(field_index, at, sid)
                     words += stream.count(" ", counted, start)
                     last = words + stream.count(" ", start, stop - 1)
-                    cached.append((words, last))
+                    cached.append((words, last, start, stop))
                     counted = start
             self._positions[(field_index, sid)] = cached
         return cached
 
 
 def near(x: Context, left: Side, right: Side, distance: int, ordered: bool) -> bool:
-    """True when a left and a right hit in one field have at most ``distance`` words between."""
+    """True when a left and a right hit in one field have at most ``distance`` words between.
+
+    The two must not overlap; within one run of a script written without spaces they are
+    next to each other (no word between), so ``ミサイル NEAR/3 発射`` holds in ``ミサイルを発射``.
+    """
     for field_index in range(3):
         lefts = [p for sid, fs in left if field_index in fs for p in x.positions(field_index, sid)]
         if not lefts:
@@ -193,13 +201,43 @@ def near(x: Context, left: Side, right: Side, distance: int, ordered: bool) -> b
         rights = [
             p for sid, fs in right if field_index in fs for p in x.positions(field_index, sid)
         ]
-        for l_first, l_last in lefts:
-            for r_first, r_last in rights:
-                if 0 <= r_first - l_last - 1 <= distance:
+        for l_first, l_last, l_start, l_end in lefts:
+            for r_first, r_last, r_start, r_end in rights:
+                if l_end <= r_start and r_first - l_last - 1 <= distance:
                     return True
-                if not ordered and 0 <= l_first - r_last - 1 <= distance:
+                if not ordered and r_end <= l_start and l_first - r_last - 1 <= distance:
                     return True
     return False
+
+
+_SPACELESS_CHAR = re.compile(f"[{SPACELESS}]")
+
+
+def marked_pattern(key: str, kind: int, spaceless: bool) -> str:
+    """The regex of an automaton key over ``marked`` text, the occurrence in group 1.
+
+    Between two of its words ``marked`` has a run of spaces, or nothing where the script changes
+    (``icbm 級`` is ``icbm級`` there). In a field with no ``SPACELESS`` text a word starts and
+    ends at a space (``marked`` is padded), a literal the regex engine searches fast; in one
+    with such text, also where the script changes.
+    """
+    words = key.split()
+    body = re.escape(words[0])
+    for before, after in pairwise(words):
+        script_changes = _is_spaceless(before[-1]) != _is_spaceless(after[0])
+        body += (" *" if script_changes else " +") + re.escape(after)
+    if kind == KIND_SUBSTRING:
+        return f"({body})"
+    if not spaceless:
+        return f" ({body})(?= )" if kind == KIND_WORDS else f" ({body}[^ ]*)"
+    edge = f"[ {SPACELESS}]"
+    if kind == KIND_WORDS:
+        return f"(?<={edge})({body})(?={edge})"
+    return f"(?<={edge})({body}[^ {SPACELESS}]*)"
+
+
+def _is_spaceless(char: str) -> bool:
+    return _SPACELESS_CHAR.match(char) is not None
 
 
 @dataclass
@@ -217,7 +255,7 @@ class Matcher:
     triggers: dict[int, tuple[int, ...]]
     always: tuple[int, ...]
 
-    _patterns: dict[int, re.Pattern[str]] = field(default_factory=dict, repr=False)
+    _patterns: dict[tuple[int, bool], re.Pattern[str]] = field(default_factory=dict, repr=False)
     #: rule index -> what deciding tests, flat for the hot loop: its feeds, its languages, and
     #: its compiled test (None when finding a trigger term is the rule matching)
     checks: list[tuple[frozenset[str], frozenset[str], Evaluate | None]] = field(
@@ -230,20 +268,13 @@ class Matcher:
             for c in self.rules
         ]
 
-    def pattern(self, sid: int) -> re.Pattern[str]:
-        """A term spanning words as a regex over ``marked`` text, its occurrence in group 1:
-        its words with any run of spaces between them (compiled on first use, then kept)."""
-        found = self._patterns.get(sid)
+    def pattern(self, sid: int, spaceless: bool = False) -> re.Pattern[str]:
+        """A term as a regex over ``marked`` text, its occurrence in group 1 (compiled on first
+        use, then kept): ``marked_pattern``."""
+        found = self._patterns.get((sid, spaceless))
         if found is None:
-            key, kind = self.keys[sid], self.kinds[sid]
-            body = " +".join(map(re.escape, key.split()))
-            if kind == KIND_WORDS:
-                source = f" ({body})(?= )"
-            elif kind == KIND_PREFIX:
-                source = f" ({body}[^ ]*)"
-            else:
-                source = f"({body})"
-            found = self._patterns[sid] = re.compile(source)
+            source = marked_pattern(self.keys[sid], self.kinds[sid], spaceless)
+            found = self._patterns[(sid, spaceless)] = re.compile(source)
         return found
 
     def match(self, article: Article, feed_tags: Collection[str] = ()) -> list[Match]:
