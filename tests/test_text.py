@@ -60,6 +60,8 @@ def test_possessive_s_is_dropped_and_hyphens_separate_words() -> None:
     assert tokens("North Korea\u2019s drones") == ["north", "korea", "drones"]
     assert tokens("open-source intelligence") == ["open", "source", "intelligence"]
     assert tokens("x'sy") == ["x", "sy"]
+    assert tokens("People`s Army") == tokens("People’s Army") == ["people", "army"]
+    assert fold("Korea`s “army”") == fold('Korea\'s "army"')
 
 
 def test_words_keeps_its_meaning_for_fingerprints() -> None:
