@@ -225,3 +225,16 @@ def test_match_file_named_as_a_feed_that_is_not_one_is_an_error(tmp_path: Path) 
     feed = tmp_path / "wire.xml"
     feed.write_text("[UPDATE] North Korea fires ICBM\n")
     assert _match_error(str(feed)).startswith(f"{feed}: not a feed")
+
+
+def test_match_prints_every_match_of_the_same_article_given_twice(tmp_path: Path) -> None:
+    # match reports what it is given: no de-duplication by article id (that is the daemon's job)
+    article = {**ARTICLE, "id": "same"}
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text(json.dumps(article) + "\n" + json.dumps(article) + "\n")
+    rows = _matches(str(twice), str(twice))
+    assert [r["article_id"] for r in rows if r["rule"] == "nk-missile-critical"] == ["same"] * 4
+    story = tmp_path / "story.txt"
+    story.write_text("North Korea fires ICBM\n")
+    rows = _matches(str(story), str(story))
+    assert [r["rule"] for r in rows].count("nk-missile-critical") == 2
