@@ -238,3 +238,16 @@ def test_match_prints_every_match_of_the_same_article_given_twice(tmp_path: Path
     story.write_text("North Korea fires ICBM\n")
     rows = _matches(str(story), str(story))
     assert [r["rule"] for r in rows].count("nk-missile-critical") == 2
+
+
+def test_check_says_why_not_cannot_be_a_side_of_near_and_where(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n  - id: a\n    query: 'drone NOT racing NEAR/3 show'\n"
+    )
+    result = runner.invoke(app, ["check", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"{tmp_path / 'r.yaml'}:3:19: rule 'a': 'NOT racing' cannot be a side of NEAR/3: "
+        "NOT binds tighter than NEAR/3, and NEAR/3 needs a term or an (x OR y) group of terms "
+        "on each side; to exclude the pair write NOT (x NEAR/3 y)\n"
+    )
