@@ -187,6 +187,12 @@ def test_languages_gate_declared_then_detected() -> None:
     assert not matches("drone", german, languages=["en"])
 
 
+def test_languages_gate_follows_the_declared_language_over_the_text() -> None:
+    english = "The minister said that the drone was shot down over the border on Monday."
+    assert matches("drone", english, languages=["de"], language="de-AT")
+    assert not matches("drone", english, languages=["en"], language="de-AT")
+
+
 def test_feeds_gate_by_name_or_tag_and_disabled_rules() -> None:
     assert matches("drone", "drone", feeds=["Wire"])
     assert not matches("drone", "drone", feeds=["asia"])
@@ -208,6 +214,15 @@ def test_both_forms_give_the_same_results() -> None:
     ]
     for text in texts:
         assert matches(query, text) == matches(structured, text), text
+
+
+def test_structured_none_excludes_each_of_its_items() -> None:
+    # none: [a, b] is NOT (a OR b): any one of them present rejects the article
+    spec = {"any": ["drone"], "none": ["racing", "toy"]}
+    assert matches(spec, "a drone attack")
+    assert not matches(spec, "a drone racing league")
+    assert not matches(spec, "a toy drone")
+    assert not matches(spec, "a toy drone racing league")
 
 
 def test_explanation_offsets_index_the_original_text() -> None:
