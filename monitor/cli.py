@@ -16,7 +16,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 from pydantic import ValidationError
@@ -35,9 +35,9 @@ from monitor.daemon import (
     make_fetcher,
     templates_dir,
 )
-from monitor.errors import ConfigError, MonitorError, RuleError, SourceError
+from monitor.errors import ConfigError, MonitorError, ParseError, RuleError, SourceError
 from monitor.fetch import FetchRequest
-from monitor.parse import parse_feed
+from monitor.parse import ParsedFeed, parse_feed
 from monitor.rules import RuleSet, json_schema, load_rules
 from monitor.rules.backtest import BacktestReport
 from monitor.rules.edit import (
@@ -72,9 +72,13 @@ def read_source(source: str, settings: Settings) -> tuple[bytes, str | None]:
         return sys.stdin.buffer.read(), None
     if source.startswith(("http://", "https://")):
         return asyncio.run(_fetch_once(source, settings))
-    path = Path(source)
+    return read_file(source), None
+
+
+def read_file(source: str) -> bytes:
+    """The bytes of a file; a SourceError naming it when it cannot be read."""
     try:
-        return path.read_bytes(), None
+        return Path(source).read_bytes()
     except OSError as exc:
         raise SourceError(f"{source}: cannot read: {exc.strerror}") from None
 
@@ -96,19 +100,26 @@ def parse(
     """Print the normalised Articles of one feed as JSON Lines."""
     settings = _settings()
     data, content_type = read_source(source, settings)
+    parsed = parse_source_feed(data, source, datetime.now(UTC), content_type)
+    out = sys.stdout
+    for article in feed_articles(source, parsed):
+        out.write(article.model_dump_json() + "\n")
+
+
+def parse_source_feed(
+    data: bytes, source: str, now: datetime, content_type: str | None = None
+) -> ParsedFeed:
+    """A feed document as `monitor parse` and `monitor match` both read it: the same feed URL
+    and name, so the same article ids from either command."""
     feed_url = source if "://" in source else f"file:{source}"
-    parsed = parse_feed(
-        data,
-        feed_url=feed_url,
-        feed_name=source,
-        now=datetime.now(UTC),
-        content_type=content_type,
-    )
+    return parse_feed(data, feed_url=feed_url, feed_name=source, now=now, content_type=content_type)
+
+
+def feed_articles(source: str, parsed: ParsedFeed) -> list[Article]:
+    """The articles of a parsed feed, its warnings (malformed, truncated, cut) on stderr."""
     for warning in parsed.warnings:
         typer.echo(f"{source}: warning: {warning}", err=True)
-    out = sys.stdout
-    for article in parsed.articles:
-        out.write(article.model_dump_json() + "\n")
+    return parsed.articles
 
 
 # --- the daemon and its state ------------------------------------------------------------
@@ -555,45 +566,130 @@ def match(
                 out.write(found.model_dump_json() + "\n")
 
 
+#: How `monitor match` reads a source by its file name's extension; any other is sniffed.
+_SOURCE_KINDS = {
+    **dict.fromkeys((".json", ".jsonl", ".ndjson"), "json"),
+    **dict.fromkeys((".xml", ".rss", ".atom", ".rdf", ".feed"), "feed"),
+    **dict.fromkeys((".txt", ".text", ".md"), "text"),
+}
+_UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+
+
 def read_articles(source: str, now: datetime) -> list[Article]:
-    """Articles from a feed file, Article JSON/JSONL, or plain text (title = first line)."""
-    path = Path(source)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SourceError(f"{source}: cannot read: {exc.strerror}") from None
-    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if head.startswith(b"<"):
-        return parse_feed(data, feed_url=f"file:{source}", feed_name=source, now=now).articles
+    """Articles from a feed file, Article JSON/JSONL, or plain text (title = first line).
+
+    The extension decides; without a known one, the content: Article JSON, a feed, else plain
+    text. The first byte alone cannot decide: a story may start with ``[UPDATE]``, ``{Seoul}``
+    or ``<b>``. A file that claims to be JSON or a feed and is not one is an error, not text.
+    """
+    data = read_file(source)
+    kind = _SOURCE_KINDS.get(Path(source).suffix.lower())
+    if kind == "json":
+        return _articles_from_json(_json_values(data, source), data, source, now)
+    if kind == "feed":
+        return feed_articles(source, parse_source_feed(data, source, now))
+    if kind == "text":
+        return [_text_article(data, source, now)]
+    return _sniffed_articles(data, source, now)
+
+
+def _sniffed_articles(data: bytes, source: str, now: datetime) -> list[Article]:
+    """Articles from a file whose name does not say what it holds.
+
+    JSON only when it parses as JSON (valid JSON that is not an Article is still an error); a
+    feed only when the parser recognised a feed format: its lenient fallback takes any markup
+    (``<item>North Korea</item> fires`` gives a document of unknown format, no articles).
+    """
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith((b"{", b"[")):
         try:
-            return _articles_from_json(data, source, now)
-        except (ValueError, ValidationError) as exc:
-            raise SourceError(f"{source}: not Article JSON or JSON Lines: {exc}") from None
-    text = data.decode("utf-8", errors="replace")
+            values = _json_values(data, source)
+        except SourceError:
+            pass
+        else:
+            return _articles_from_json(values, data, source, now)
+    if head.startswith(b"<") or data.startswith(_UTF16_32_BOMS):
+        try:
+            parsed = parse_source_feed(data, source, now)
+        except ParseError:
+            pass
+        else:
+            if parsed.format != "unknown":
+                return feed_articles(source, parsed)
+    return [_text_article(data, source, now)]
+
+
+def _text_article(data: bytes, source: str, now: datetime) -> Article:
+    """A plain-text story: its first line is the title, the rest the content."""
+    text = data.decode("utf-8-sig", errors="replace")
     title, _, rest = text.strip().partition("\n")
-    return [
-        Article(
-            id=f"file:{source}",
-            feed=source,
-            feed_url=f"file:{source}",
-            title=title.strip(),
-            content=rest.strip(),
-            fetched_at=now,
-        )
-    ]
+    return Article(
+        id=f"file:{source}",
+        feed=source,
+        feed_url=f"file:{source}",
+        title=title.strip(),
+        content=rest.strip(),
+        fetched_at=now,
+    )
 
 
-def _articles_from_json(data: bytes, source: str, now: datetime) -> list[Article]:
+def _articles_from_json(
+    values: list[tuple[str, Any]], data: bytes, source: str, now: datetime
+) -> list[Article]:
+    """Articles from JSON values (a JSON Feed document is read as the feed it is)."""
+    if len(values) == 1 and _is_json_feed(values[0][1]):
+        return feed_articles(source, parse_source_feed(data, source, now))
+    return [_article_from_json(where, value) for where, value in values]
+
+
+def _is_json_feed(value: Any) -> bool:
+    return isinstance(value, dict) and "jsonfeed.org" in str(value.get("version", ""))
+
+
+def _json_values(data: bytes, source: str) -> list[tuple[str, Any]]:
+    """The values of one JSON document (an array: its items) or of JSON Lines, each with where
+    it is for messages; a SourceError naming the file, line and column when it is neither."""
     try:
-        document = json.loads(data)
-    except json.JSONDecodeError:
-        lines = [line for line in data.decode("utf-8").splitlines() if line.strip()]
-        return [Article.model_validate_json(line) for line in lines]
-    if isinstance(document, dict) and "jsonfeed.org" in str(document.get("version", "")):
-        return parse_feed(data, feed_url=f"file:{source}", feed_name=source, now=now).articles
-    items = document if isinstance(document, list) else [document]
-    return [Article.model_validate(item) for item in items]
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{source}: not Article JSON: not UTF-8 at byte {exc.start}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as whole:
+        return _json_lines(text, source, whole)
+    if isinstance(document, list):
+        return [(f"{source}: item {n}", item) for n, item in enumerate(document, 1)]
+    return [(source, document)]
+
+
+def _json_lines(text: str, source: str, whole: json.JSONDecodeError) -> list[tuple[str, Any]]:
+    """JSON Lines, one value a line. When even the first line is no JSON value, the text was
+    meant as one document, and the document's own error (line and column) is the one to show."""
+    values: list[tuple[str, Any]] = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            values.append((f"{source}:{number}", json.loads(line)))
+        except json.JSONDecodeError as exc:
+            at, error = (number, exc) if values else (whole.lineno, whole)
+            raise SourceError(
+                f"{source}:{at}:{error.colno}: not Article JSON: invalid JSON: {error.msg}"
+            ) from None
+    return values
+
+
+def _article_from_json(where: str, value: Any) -> Article:
+    try:
+        return Article.model_validate(value)
+    except ValidationError as exc:
+        problems = "; ".join(
+            ".".join(str(part) for part in error["loc"]) + ": " + error["msg"]
+            if error["loc"]
+            else error["msg"]
+            for error in exc.errors()
+        )
+        raise SourceError(f"{where}: not Article JSON: {problems}") from None
 
 
 @app.command()

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from monitor.rules import Entity, Rule, compile_rules, parse_query, parse_structured
 from monitor.rules.explain import is_collapsed
 from monitor.rules.matcher import MAX_HITS_PER_TERM
+from monitor.rules.query import And, Near, Not, QueryError, Term
 from monitor.schema import Article, Match, Severity
 
 ENTITIES = {
@@ -136,6 +137,65 @@ def test_a_latin_word_glued_to_korean_is_explained_at_its_own_offsets() -> None:
     ]
 
 
+def test_not_binds_tighter_than_near_and_near_tighter_than_and() -> None:
+    assert parse_query("a NEAR/2 b NOT c") == And((Near(Term("a"), Term("b"), 2), Not(Term("c"))))
+    assert matches("a NEAR/2 b NOT c", "a x b")
+    assert not matches("a NEAR/2 b NOT c", "a x b c")
+    assert not matches("a NEAR/2 b NOT c", "c first, then a x b")  # NOT c: anywhere
+    assert not matches("a NEAR/2 b NOT c", "a x y z b")
+
+
+@pytest.mark.parametrize(
+    ("query", "offset", "side", "op"),
+    [
+        ("NOT a NEAR/2 b", 0, "NOT a", "NEAR/2"),
+        ("a NEAR/2 NOT b", 9, "NOT b", "NEAR/2"),
+        ("x (NOT a) ONEAR/3 b", 2, "(NOT a)", "ONEAR/3"),
+    ],
+)
+def test_not_as_a_side_of_near_is_refused_saying_why(
+    query: str, offset: int, side: str, op: str
+) -> None:
+    with pytest.raises(QueryError) as caught:
+        parse_query(query)
+    assert caught.value.offset == offset
+    assert caught.value.message == (
+        f"'{side}' cannot be a side of {op}: NOT binds tighter than {op}, and {op} needs a term "
+        f"or an (x OR y) group of terms on each side; to exclude the pair write NOT (x {op} y)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "offset", "message"),
+    [
+        (
+            "a NEAR/2 b NEAR/3 c",
+            0,
+            "'a NEAR/2 b' cannot be a side of NEAR/3: NEAR/3 needs a term or an (x OR y) group "
+            "of terms on each side, not another proximity; write (x NEAR/3 y) AND (y NEAR/3 z)",
+        ),
+        (
+            "a NEAR/2 (b c) d",
+            9,
+            "'(b c)' cannot be a side of NEAR/2: NEAR/2 needs a term or an (x OR y) group of "
+            "terms on each side, not an AND; write (x NEAR/2 y) AND z",
+        ),
+        (
+            "(a OR (b c)) ONEAR/2 d",
+            0,
+            "'(a OR (b c))' cannot be a side of ONEAR/2: ONEAR/2 needs a term or an (x OR y) "
+            "group of terms on each side, and this OR group holds more than terms",
+        ),
+    ],
+)
+def test_other_sides_of_near_are_refused_quoting_them(
+    query: str, offset: int, message: str
+) -> None:
+    with pytest.raises(QueryError) as caught:
+        parse_query(query)
+    assert (caught.value.offset, caught.value.message) == (offset, message)
+
+
 def test_near_never_spans_two_fields() -> None:
     assert not matches("drone NEAR/3 attack", title="drone", summary="attack")
     assert matches("drone NEAR/3 attack", title="drone attack")
@@ -162,6 +222,12 @@ def test_languages_gate_declared_then_detected() -> None:
     assert not matches("drone", german, languages=["en"])
 
 
+def test_languages_gate_follows_the_declared_language_over_the_text() -> None:
+    english = "The minister said that the drone was shot down over the border on Monday."
+    assert matches("drone", english, languages=["de"], language="de-AT")
+    assert not matches("drone", english, languages=["en"], language="de-AT")
+
+
 def test_feeds_gate_by_name_or_tag_and_disabled_rules() -> None:
     assert matches("drone", "drone", feeds=["Wire"])
     assert not matches("drone", "drone", feeds=["asia"])
@@ -183,6 +249,15 @@ def test_both_forms_give_the_same_results() -> None:
     ]
     for text in texts:
         assert matches(query, text) == matches(structured, text), text
+
+
+def test_structured_none_excludes_each_of_its_items() -> None:
+    # none: [a, b] is NOT (a OR b): any one of them present rejects the article
+    spec = {"any": ["drone"], "none": ["racing", "toy"]}
+    assert matches(spec, "a drone attack")
+    assert not matches(spec, "a drone racing league")
+    assert not matches(spec, "a toy drone")
+    assert not matches(spec, "a toy drone racing league")
 
 
 def test_explanation_offsets_index_the_original_text() -> None:

@@ -222,14 +222,24 @@ class _Parser:
         return children[0] if len(children) == 1 else And(tuple(children))
 
     def near_expr(self, scope: frozenset[str] | None) -> Node:
+        start = self.where()
         left = self.unary(scope)
         while (tok := self.peek()) and tok.kind == "near":
             self.take()
+            self.check_near_side(left, start, tok.offset, tok)
+            right_start = self.where()
             right = self.unary(scope)
-            for side in (left, right):
-                _check_near_operand(side, tok)
+            self.check_near_side(right, right_start, self.where(), tok)
             left = Near(left, right, tok.distance, tok.text.startswith("O"))
         return left
+
+    def check_near_side(self, node: Node, start: int, end: int, tok: _Tok) -> None:
+        """Refuse a side of a proximity that is not a term or an OR of terms, quoting the side
+        as written and saying why: ``NOT a NEAR/2 b`` reads as ``(NOT a) NEAR/2 b``."""
+        if not _is_near_operand(node):
+            side = self.query[start:end].strip()
+            why = _near_refusal(node, tok.text)
+            raise QueryError(f"'{side}' cannot be a side of {tok.text}: {why}", start)
 
     def unary(self, scope: frozenset[str] | None) -> Node:
         tok = self.peek()
@@ -278,14 +288,23 @@ class _Parser:
         raise QueryError(f"'{tok.text}' needs a term before it", tok.offset)
 
 
-def _check_near_operand(node: Node, tok: _Tok) -> None:
-    if isinstance(node, Term | EntityRef):
-        return
-    if isinstance(node, Or) and all(isinstance(c, Term | EntityRef) for c in node.children):
-        return
-    raise QueryError(
-        f"{tok.text} joins terms or (a OR b) groups, not AND/NOT/NEAR expressions", tok.offset
-    )
+def _is_near_operand(node: Node) -> bool:
+    """A term, an entity, or an OR-group of them: what a proximity can be measured between."""
+    if isinstance(node, Or):
+        return all(isinstance(c, Term | EntityRef) for c in node.children)
+    return isinstance(node, Term | EntityRef)
+
+
+def _near_refusal(node: Node, op: str) -> str:
+    """Why ``node`` cannot be a side of the proximity ``op``, and what to write instead."""
+    needs = f"{op} needs a term or an (x OR y) group of terms on each side"
+    if isinstance(node, Not):
+        return f"NOT binds tighter than {op}, and {needs}; to exclude the pair write NOT (x {op} y)"
+    if isinstance(node, Near):
+        return f"{needs}, not another proximity; write (x {op} y) AND (y {op} z)"
+    if isinstance(node, And):
+        return f"{needs}, not an AND; write (x {op} y) AND z"
+    return f"{needs}, and this OR group holds more than terms"
 
 
 def parse_query(text: str) -> Node:
