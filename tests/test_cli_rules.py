@@ -93,3 +93,13 @@ def test_schema_prints_json_schema() -> None:
     assert "rule" in schema["$defs"] and "feed" in schema["$defs"]
     feeds = json.loads(runner.invoke(app, ["schema", "--kind", "feeds"]).output)
     assert feeds["title"] == "wire-monitor feeds.yaml"
+
+
+def test_check_refuses_a_digest_the_dispatcher_could_not_schedule(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text("rules:\n  - id: d\n    query: x\n    digest: daily 25:00\n")
+    result = runner.invoke(app, ["check", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"{tmp_path / 'r.yaml'}:4:13: rule 'd': digest: invalid digest 'daily 25:00': "
+        "'25:00' is not a time of day: hours 00-23, minutes 00-59\n"
+    )

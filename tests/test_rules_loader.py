@@ -201,3 +201,53 @@ def test_a_single_file_can_be_checked(tmp_path: Path) -> None:
 
 def test_missing_path(tmp_path: Path) -> None:
     assert problems(tmp_path / "nope") == [f"{tmp_path / 'nope'}: no such file or directory"]
+
+
+def test_times_of_day_zones_and_zero_durations_are_checked_where_written(tmp_path: Path) -> None:
+    """What loads, the daemon can run: a digest at 25:00 or a 0s poll interval is refused by
+    ``monitor check``, at the value, instead of failing (or spinning) at alert time."""
+    write(
+        tmp_path,
+        "r.yaml",
+        "rules:\n"
+        "  - id: late\n    query: x\n    digest: 'daily 25:00'\n"
+        "  - id: odd\n    query: x\n    digest: daily 08:75\n"
+        "  - id: zoned\n    query: x\n    digest: weekly mnday 08:00 Europe/Berlin\n"
+        "    quiet_hours: '22:00-07:00 Europe/Berln'\n    throttle: 0s\n"
+        "  - id: fine\n    query: x\n    digest: Weekly Friday 17:30 Asia/Seoul\n",
+    )
+    write(
+        tmp_path,
+        "feeds.yaml",
+        "defaults: {interval: 0s, max_age: 0m}\nfeeds:\n"
+        "  - url: https://e.org/a\n    min_interval: 2h\n"
+        "  - url: https://e.org/b\n    silence_after: 0h\n",
+    )
+    write(tmp_path, "channels.yaml", "channels:\n  desk: {rate_limit: 5/0min}\n")
+    r, feeds, channels = (str(tmp_path / n) for n in ("r.yaml", "feeds.yaml", "channels.yaml"))
+    clock = "is not a time of day: hours 00-23, minutes 00-59"
+    assert problems(tmp_path) == [
+        f"{channels}:2:22: channel 'desk': rate_limit: invalid rate limit '5/0min': "
+        "count and period must be more than zero",
+        f"{feeds}:1:22: defaults: interval: invalid duration '0s': must be longer than zero",
+        f"{feeds}:1:35: defaults: max_age: invalid duration '0m': must be longer than zero",
+        f"{feeds}:3:5: feed 'https://e.org/a': max_interval: "
+        "min_interval (2h) is longer than max_interval (1h)",
+        f"{feeds}:6:20: feed 'https://e.org/b': silence_after: "
+        "invalid duration '0h': must be longer than zero",
+        f"{r}:4:13: rule 'late': digest: invalid digest 'daily 25:00': '25:00' {clock}",
+        f"{r}:7:13: rule 'odd': digest: invalid digest 'daily 08:75': '08:75' {clock}",
+        f"{r}:10:13: rule 'zoned': digest: invalid digest 'weekly mnday 08:00 Europe/Berlin': "
+        "unknown day 'mnday' (did you mean 'monday'?)",
+        f"{r}:11:18: rule 'zoned': quiet_hours: invalid quiet hours '22:00-07:00 Europe/Berln': "
+        "unknown time zone 'Europe/Berln' (did you mean 'Europe/Berlin'?)",
+        f"{r}:12:15: rule 'zoned': throttle: invalid duration '0s': must be longer than zero",
+    ]
+    write(tmp_path, "r.yaml", "rules:\n  - id: fine\n    query: x\n    digest: weekly fri 17:30\n")
+    write(tmp_path, "feeds.yaml", "feeds: []\n")
+    write(tmp_path, "channels.yaml", "channels: {}\n")
+    (rule,) = load_rules(tmp_path).rules
+    assert rule.digest is not None and (rule.digest.day, str(rule.digest)) == (
+        "fri",
+        "weekly fri 17:30",
+    )
