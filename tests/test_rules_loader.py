@@ -251,3 +251,11 @@ def test_times_of_day_zones_and_zero_durations_are_checked_where_written(tmp_pat
         "fri",
         "weekly fri 17:30",
     )
+
+
+def test_one_file_loads_its_own_rules_with_its_directory_as_context() -> None:
+    named = REPO_RULES / "defence-asia.yaml"
+    ruleset = load_rules(named)
+    assert {r.file for r in ruleset.rules} == {str(named)} and len(ruleset.rules) == 11
+    assert "north-korea" in ruleset.entities and ruleset.feeds.feeds
+    assert ruleset.sources[-1] == named and ruleset.named_file == named and not ruleset.notes

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,24 @@ class RuleSet:
     feeds: FeedList
     channels: dict[str, ChannelPolicy]
     matcher: Matcher
+    #: every file read; when one file was named, the files of its directory read for context
     sources: list[Path] = field(default_factory=list)
+    #: the file named, when one was: ``rules`` are its rules, problems are reported in it only
+    named_file: Path | None = None
+    #: what the analyst should know that is not a problem of what was named: when one file was
+    #: named, how many problems the other files of its directory have
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """One problem and where it is, so that problems can be ordered and told apart by file."""
+
+    position: Position
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.position}: {self.message}"
 
 
 @dataclass
@@ -91,9 +108,9 @@ class _Doc:
                 break
         return line, col
 
-    def problem(self, path: PathKey, message: str, key: bool = False, shift: int = 0) -> str:
+    def problem(self, path: PathKey, message: str, key: bool = False, shift: int = 0) -> _Problem:
         line, col = self.at(path, key)
-        return f"{self.name}:{line + 1}:{col + 1 + shift}: {message}"
+        return _Problem(Position(self.name, line + 1, col + 1 + shift), message)
 
 
 def _node_position(node: Any) -> tuple[int, int]:
@@ -118,10 +135,25 @@ def _plain(node: Any) -> Any:
     return node
 
 
+def _yaml_files(directory: Path) -> list[Path]:
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
 def _files(path: Path) -> list[Path]:
+    """The files to read for ``path``. A file is read after the others of its directory: they
+    define the entities and feeds it refers to, and a rule id or entity it repeats is then
+    reported in it."""
     if path.is_dir():
-        return sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
-    return [path]
+        return _yaml_files(path)
+    others = [p for p in _yaml_files(path.parent) if not _same_file(p, path)]
+    return [*others, path]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def _kind(path: Path) -> str:
@@ -130,7 +162,7 @@ def _kind(path: Path) -> str:
 
 class _Loader:
     def __init__(self) -> None:
-        self.problems: list[str] = []
+        self.problems: list[_Problem] = []
         self.entities: dict[str, Entity] = {}
         self.pending: list[tuple[_Doc, PathKey, RuleSpec]] = []
         #: rules whose other keys failed: their query is still checked, for a complete report
@@ -147,7 +179,7 @@ class _Loader:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            self.problems.append(f"{name}:1:1: cannot read: {exc}")
+            self.problems.append(_Problem(Position(name, 1, 1), f"cannot read: {exc}"))
             return
         try:
             root = YAML(typ="rt").load(text)
@@ -155,14 +187,15 @@ class _Loader:
             mark = exc.problem_mark or exc.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             reason = exc.problem or exc.context or "invalid YAML"
-            self.problems.append(f"{name}:{line}:{col}: invalid YAML: {reason}")
+            self.problems.append(_Problem(Position(name, line, col), f"invalid YAML: {reason}"))
             return
         except RecursionError:
-            self.problems.append(f"{name}:1:1: invalid YAML: nested too deeply to read")
+            reason = "nested too deeply to read"
+            self.problems.append(_Problem(Position(name, 1, 1), f"invalid YAML: {reason}"))
             return
         except YAMLError as exc:  # e.g. a control character: the reader has no mark to give
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self.problems.append(f"{name}:1:1: invalid YAML: {reason}")
+            self.problems.append(_Problem(Position(name, 1, 1), f"invalid YAML: {reason}"))
             return
         doc = _Doc(name, root, text.splitlines())
         if root is None:
@@ -480,7 +513,12 @@ def _structured_atoms(spec: Mapping[str, Any], path: PathKey) -> Iterator[tuple[
 
 
 def load_rules(path: Path) -> RuleSet:
-    """Load and validate a rules directory (or one file); ``RuleError`` lists every problem."""
+    """Load and validate a rules directory, or one file of it; ``RuleError`` lists every problem.
+
+    One file is checked in the context of its directory (the entities and feeds the other files
+    define): its rules are loaded and its problems raised, while the other files' problems are
+    only counted in a note, so that ``monitor check rules/x.yaml`` is about ``x.yaml``.
+    """
     if not path.exists():
         raise RuleError([f"{path}: no such file or directory"])
     loader = _Loader()
@@ -488,24 +526,34 @@ def load_rules(path: Path) -> RuleSet:
     for source in sources:
         loader.read(source)
     loader.build_rules()
-    if loader.problems:
-        raise RuleError(_ordered(loader.problems))
-    matcher = compile_rules(loader.rules, loader.entities)
+    named = path if path.is_file() else None
+    problems = _ordered(loader.problems)
+    rules = loader.rules
+    notes: list[str] = []
+    if named is not None:
+        elsewhere = sum(p.position.file != str(named) for p in problems)
+        problems = [p for p in problems if p.position.file == str(named)]
+        rules = [r for r in rules if r.file == str(named)]
+        if elsewhere:
+            notes.append(
+                f"note: {elsewhere} problem(s) in other files of {path.parent} not shown"
+                f" (run: monitor check {path.parent})"
+            )
+    if problems:
+        raise RuleError([str(p) for p in problems] + notes)
+    matcher = compile_rules(rules, loader.entities)
     return RuleSet(
-        rules=loader.rules,
+        rules=rules,
         entities=loader.entities,
         feeds=loader.feeds or FeedList(),
         channels=loader.channels,
         matcher=matcher,
         sources=sources,
+        named_file=named,
+        notes=notes,
     )
 
 
-def _ordered(problems: list[str]) -> list[str]:
+def _ordered(problems: list[_Problem]) -> list[_Problem]:
     """Problems sorted by file, line and column, duplicates dropped."""
-
-    def key(problem: str) -> tuple[str, int, int]:
-        m = re.match(r"^(.*?):(\d+):(\d+): ", problem)
-        return (m.group(1), int(m.group(2)), int(m.group(3))) if m else (problem, 0, 0)
-
-    return sorted(dict.fromkeys(problems), key=key)
+    return sorted(dict.fromkeys(problems), key=lambda p: astuple(p.position))
