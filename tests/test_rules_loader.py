@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import (
+    DoubleQuotedScalarString,
+    FoldedScalarString,
+    LiteralScalarString,
+    SingleQuotedScalarString,
+)
 
 from monitor.errors import ConfigError, RuleError
 from monitor.rules import ChannelPolicy, FeedConfig, load_rules
+from monitor.rules.scalar import value_positions
 from monitor.schema import Severity
 
 REPO_RULES = Path(__file__).parent.parent / "rules"
@@ -259,3 +271,79 @@ def test_one_file_loads_its_own_rules_with_its_directory_as_context() -> None:
     assert {r.file for r in ruleset.rules} == {str(named)} and len(ruleset.rules) == 11
     assert "north-korea" in ruleset.entities and ruleset.feeds.feeds
     assert ruleset.sources[-1] == named and ruleset.named_file == named and not ruleset.notes
+
+
+QUERY_LAYOUTS = """\
+entities:
+  nk: {aliases: [DPRK]}
+rules:
+  - id: folded
+    query: >-
+      @nk AND drone*
+      OR @nkf
+  - id: literal
+    query: |
+      @nk AND
+        (missile OR @nkl)
+  - id: plain
+    query: drone AND
+      missile OR @nkp
+  - id: single
+    query: '"don''t" AND @nks'
+  - id: double
+    query: "\\"a b\\" AND @nkd"
+  - id: unclosed
+    query: >-
+      @nk AND
+      (drone OR x
+"""
+
+
+def test_query_problems_are_reported_where_they_are_written(tmp_path: Path) -> None:
+    """Block, multi-line and escaped queries: the position is that of the term itself, not
+    of the '>' or the quote that starts the value."""
+    name = str(tmp_path / "q.yaml")
+    hint = "(did you mean '@nk'?)"
+    assert problems(write(tmp_path, "q.yaml", QUERY_LAYOUTS)) == [
+        f"{name}:7:10: rule 'folded': unknown entity '@nkf' {hint}",
+        f"{name}:11:21: rule 'literal': unknown entity '@nkl' {hint}",
+        f"{name}:14:18: rule 'plain': unknown entity '@nkp' {hint}",
+        f"{name}:16:26: rule 'single': unknown entity '@nks' {hint}",
+        f"{name}:18:25: rule 'double': unknown entity '@nkd' {hint}",
+        f"{name}:22:7: rule 'unclosed': unclosed parenthesis",
+    ]
+
+
+SCALAR_STYLES = [
+    str,
+    SingleQuotedScalarString,
+    DoubleQuotedScalarString,
+    LiteralScalarString,
+    FoldedScalarString,
+]
+
+
+@given(
+    st.text(st.sampled_from([*"ab@ '\"\\#:-é\n\t(*\xa0😀[]{},&!|>%`"]), min_size=1, max_size=60),
+    st.sampled_from(SCALAR_STYLES),
+)
+@settings(max_examples=300, deadline=None)
+def test_each_character_of_a_scalar_maps_to_where_it_is_written(text: str, style: type) -> None:
+    """Whatever style and folding ruamel.yaml writes a query in, each of its characters maps
+    to its place in the file, in order (an escape maps to its backslash)."""
+    yaml = YAML(typ="rt")
+    yaml.width = 20  # fold long values over several lines
+    out = io.StringIO()
+    yaml.dump({"rules": [{"id": "r", "query": style(text)}]}, out)
+    source = out.getvalue()
+    try:
+        node = YAML(typ="rt").load(source)["rules"][0]
+    except YAMLError:  # a text ruamel.yaml writes but cannot read back
+        assume(False)
+    assume(node["query"] == text)
+    lines = source.splitlines()
+    positions = value_positions(lines, node.lc.value("query"), text)
+    assert positions is not None, source
+    placed = [(pos, ch) for ch, pos in zip(text, positions, strict=True) if ch not in " \n\t"]
+    assert [pos for pos, _ in placed] == sorted({pos for pos, _ in placed})
+    assert all(lines[line][col] in (ch, "\\", "'") for (line, col), ch in placed), source

@@ -43,6 +43,7 @@ from monitor.rules.query import (
     parse_query,
     parse_structured,
 )
+from monitor.rules.scalar import source_position
 from monitor.schema import FIELDS
 
 FEEDS_FILE = "feeds"
@@ -92,8 +93,9 @@ class _Doc:
     root: Any
     lines: list[str]
 
-    def at(self, path: PathKey, key: bool = False) -> tuple[int, int]:
-        """0-based (line, col) of the value (or key) at ``path``, or of its nearest ancestor."""
+    def at(self, path: PathKey, key: bool = False, offset: int | None = None) -> tuple[int, int]:
+        """0-based (line, col) of the value (or key) at ``path``, or of its nearest ancestor;
+        with ``offset``, of that character of the string value at ``path``."""
         node = self.root
         line, col = _node_position(node)
         for index, step in enumerate(path):
@@ -105,12 +107,17 @@ class _Doc:
                 line, col = node.lc.item(step)
                 node = node[step]
             else:
-                break
+                return line, col
+        if offset is not None and isinstance(node, str):
+            return source_position(self.lines, (line, col), str(node), offset)
         return line, col
 
-    def problem(self, path: PathKey, message: str, key: bool = False, shift: int = 0) -> _Problem:
-        line, col = self.at(path, key)
-        return _Problem(Position(self.name, line + 1, col + 1 + shift), message)
+    def problem(
+        self, path: PathKey, message: str, key: bool = False, offset: int | None = None
+    ) -> _Problem:
+        """A problem at the value (or key) at ``path``, or at ``offset`` into that value."""
+        line, col = self.at(path, key, offset)
+        return _Problem(Position(self.name, line + 1, col + 1), message)
 
 
 def _node_position(node: Any) -> tuple[int, int]:
@@ -427,13 +434,12 @@ class _Loader:
             try:
                 expr = parse_query(spec.query)
             except QueryError as exc:
-                shift = self.query_shift(doc, path, exc.offset)
                 self.problems.append(
-                    doc.problem((*path, "query"), f"{what}: {exc.message}", shift=shift)
+                    doc.problem((*path, "query"), f"{what}: {exc.message}", offset=exc.offset)
                 )
                 return None
-            located = [
-                (a, (*path, "query"), self.query_shift(doc, path, a.offset)) for a in atoms(expr)
+            located: list[tuple[Atom, PathKey, int | None]] = [
+                (a, (*path, "query"), a.offset) for a in atoms(expr)
             ]
         else:
             try:
@@ -444,12 +450,12 @@ class _Loader:
                     doc.problem(path + exc.path, f"{what}: {exc.message}", key=on_key)
                 )
                 return None
-            located = [(a, (*path, *p), 0) for a, p in _structured_atoms(structured, ())]
+            located = [(a, (*path, *p), None) for a, p in _structured_atoms(structured, ())]
         ok = True
-        for atom, atom_path, shift in located:
+        for atom, atom_path, offset in located:
             problem = self.atom_problem(atom, spec)
             if problem:
-                self.problems.append(doc.problem(atom_path, f"{what}: {problem}", shift=shift))
+                self.problems.append(doc.problem(atom_path, f"{what}: {problem}", offset=offset))
                 ok = False
         return expr if ok else None
 
@@ -464,18 +470,6 @@ class _Loader:
             scope = "/".join(sorted(atom.fields))
             return f"'{scope}:' is outside the rule's fields ({', '.join(spec.fields)})"
         return None
-
-    def query_shift(self, doc: _Doc, path: PathKey, offset: int) -> int:
-        """Columns from the query value's position to ``offset`` in the query, when on one line."""
-        line, col = doc.at((*path, "query"))
-        if line >= len(doc.lines):
-            return 0
-        text = doc.lines[line][col:]
-        if text[:1] in ("'", '"'):
-            return offset + 1
-        if text[:1] in ("|", ">"):
-            return 0
-        return offset
 
 
 def _partial_spec(body: Mapping[str, Any]) -> RuleSpec | None:
