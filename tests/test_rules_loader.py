@@ -347,3 +347,31 @@ def test_each_character_of_a_scalar_maps_to_where_it_is_written(text: str, style
     placed = [(pos, ch) for ch, pos in zip(text, positions, strict=True) if ch not in " \n\t"]
     assert [pos for pos, _ in placed] == sorted({pos for pos, _ in placed})
     assert all(lines[line][col] in (ch, "\\", "'") for (line, col), ch in placed), source
+
+
+def test_a_misspelt_structured_key_hides_no_other_problem(tmp_path: Path) -> None:
+    text = (
+        "entities:\n  north-korea: {aliases: [DPRK]}\nrules:\n  - id: s\n    all:\n"
+        "      - alll: [treaty]\n"
+        "      - any: ['@nrth-korea', Russia]\n"
+        "      - any: []\n"
+        "    none: [opinion, {any: [x], nnone: [y]}]\n"
+    )
+    name = str(tmp_path / "s.yaml")
+    assert problems(write(tmp_path, "s.yaml", text)) == [
+        f"{name}:6:9: rule 's': unknown key 'alll' (did you mean 'all'?)",
+        f"{name}:7:15: rule 's': unknown entity '@nrth-korea' (did you mean '@north-korea'?)",
+        f"{name}:8:14: rule 's': 'any' needs a non-empty list",
+        f"{name}:9:32: rule 's': unknown key 'nnone' (did you mean 'none'?)",
+    ]
+
+
+def test_an_unquoted_entity_reference_gets_a_quoting_hint(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "rules:\n  - id: a\n    query: @nk AND x  # a note\n")
+    write(tmp_path, "b.yaml", "rules:\n  - id: b\n    any: [@nk, x]\n")
+    reason = "invalid YAML: found character '@' that cannot start any token"
+    assert problems(tmp_path) == [
+        f"{tmp_path / 'a.yaml'}:3:12: {reason} (a value starting with @ must be quoted: "
+        "'@nk AND x')",
+        f"{tmp_path / 'b.yaml'}:3:11: {reason} (a value starting with @ must be quoted: '@nk')",
+    ]

@@ -42,6 +42,7 @@ from monitor.rules.query import (
     atoms,
     parse_query,
     parse_structured,
+    structure_errors,
 )
 from monitor.rules.scalar import source_position
 from monitor.schema import FIELDS
@@ -194,6 +195,8 @@ class _Loader:
             mark = exc.problem_mark or exc.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             reason = exc.problem or exc.context or "invalid YAML"
+            if mark and "cannot start any token" in reason:
+                reason += _quote_hint(text.splitlines(), mark.line, mark.column)
             self.problems.append(_Problem(Position(name, line, col), f"invalid YAML: {reason}"))
             return
         except RecursionError:
@@ -430,6 +433,7 @@ class _Loader:
         if spec.query is None and not structured:
             self.problems.append(doc.problem(path, f"{what}: needs query: or any/all/none"))
             return None
+        expr: Node | None
         if spec.query is not None:
             try:
                 expr = parse_query(spec.query)
@@ -442,16 +446,15 @@ class _Loader:
                 (a, (*path, "query"), a.offset) for a in atoms(expr)
             ]
         else:
-            try:
-                expr = parse_structured(structured)
-            except StructureError as exc:
-                on_key = exc.message.startswith("unknown key")
+            errors = structure_errors(structured)
+            for error in errors:
+                on_key = error.message.startswith("unknown key")
                 self.problems.append(
-                    doc.problem(path + exc.path, f"{what}: {exc.message}", key=on_key)
+                    doc.problem(path + error.path, f"{what}: {error.message}", key=on_key)
                 )
-                return None
+            expr = None if errors else parse_structured(structured)
             located = [(a, (*path, *p), None) for a, p in _structured_atoms(structured, ())]
-        ok = True
+        ok = expr is not None
         for atom, atom_path, offset in located:
             problem = self.atom_problem(atom, spec)
             if problem:
@@ -470,6 +473,19 @@ class _Loader:
             scope = "/".join(sorted(atom.fields))
             return f"'{scope}:' is outside the rule's fields ({', '.join(spec.fields)})"
         return None
+
+
+def _quote_hint(lines: list[str], line_no: int, col: int) -> str:
+    """For a value YAML refuses to read unquoted (``query: @nk AND x``: ``@`` and the
+    backtick are reserved, ``%`` starts a directive): the value as it should be written."""
+    line = lines[line_no] if line_no < len(lines) else ""
+    if line[col : col + 1] not in ("@", "`", "%"):
+        return ""
+    value = re.sub(r"[ \t]+#.*$", "", line[col:]).rstrip()
+    if "[" in line[:col] or "{" in line[:col]:  # an item of a flow list or mapping
+        value = re.split(r"[,\]}]", value)[0].rstrip()
+    quoted = "'" + value.replace("'", "''") + "'"
+    return f" (a value starting with {line[col]} must be quoted: {quoted})"
 
 
 def _partial_spec(body: Mapping[str, Any]) -> RuleSpec | None:
@@ -497,11 +513,15 @@ def _partial_spec(body: Mapping[str, Any]) -> RuleSpec | None:
 def _structured_atoms(spec: Mapping[str, Any], path: PathKey) -> Iterator[tuple[Atom, PathKey]]:
     """Each string item of a structured rule with its path, to place problems on the item."""
     for key in ("any", "all", "none"):
-        for i, item in enumerate(spec.get(key) or []):
+        items = spec.get(key)
+        for i, item in enumerate(items if isinstance(items, list) else []):
             if isinstance(item, Mapping):
                 yield from _structured_atoms(item, (*path, key, i))
             elif isinstance(item, str | int | float):
-                node = parse_structured({"any": [item]})
+                try:
+                    node = parse_structured({"any": [item]})
+                except StructureError:  # reported with the rule's other structure errors
+                    continue
                 if isinstance(node, Term | EntityRef):
                     yield node, (*path, key, i)
 
