@@ -42,7 +42,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 from urllib.parse import parse_qs, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import apprise
 from apprise.config.base import ConfigBase
@@ -63,7 +63,7 @@ from ruamel.yaml.comments import CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from monitor.errors import ConfigError, DeliveryError
-from monitor.schema import Severity
+from monitor.schema import DigestSchedule, Severity
 from monitor.store import (
     NOTICE_RULE,
     AlertPlan,
@@ -915,7 +915,7 @@ class RulePolicy:
 
     title: str = ""
     throttle: timedelta | None = None
-    digest: str | None = None
+    digest: DigestSchedule | None = None
     quiet: QuietWindow | None = None
     bypass_severity: Severity = Severity.critical
 
@@ -970,40 +970,21 @@ def quiet_until(window: QuietWindow, at: datetime) -> datetime | None:
     return datetime.combine(end_date, window.end, tzinfo=window.zone).astimezone(UTC)
 
 
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+def digest_trigger(schedule: DigestSchedule) -> CronTrigger:
+    """The cron trigger of a digest schedule, parsed (and so validated) when the rule loaded."""
+    at, zone = schedule.at, schedule.zone
+    if schedule.every == "hour":
+        return CronTrigger(minute=at.minute, timezone=zone)
+    if schedule.every == "day":
+        return CronTrigger(hour=at.hour, minute=at.minute, timezone=zone)
+    return CronTrigger(day_of_week=schedule.day, hour=at.hour, minute=at.minute, timezone=zone)
 
 
-def digest_trigger(spec: str) -> CronTrigger:
-    """``hourly``, ``daily HH:MM`` or ``weekly DAY HH:MM``, optionally followed by a zone."""
-    words = spec.split()
-    zone_name = "UTC"
-    if words and not re.match(r"^(\d{1,2}:\d{2}|hourly)$", words[-1], re.IGNORECASE):
-        zone_name = words.pop()
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"invalid digest '{spec}': unknown time zone '{zone_name}'") from None
-    kind = words[0].lower() if words else ""
-    if kind == "hourly" and len(words) == 1:
-        return CronTrigger(minute=0, timezone=zone)
-    if kind == "daily" and len(words) == 2:
-        hour, minute = words[1].split(":")
-        return CronTrigger(hour=int(hour), minute=int(minute), timezone=zone)
-    if kind == "weekly" and len(words) == 3 and words[1][:3].lower() in _DAYS:
-        hour, minute = words[2].split(":")
-        return CronTrigger(
-            day_of_week=words[1][:3].lower(), hour=int(hour), minute=int(minute), timezone=zone
-        )
-    raise ValueError(
-        f"invalid digest '{spec}': write 'hourly', 'daily 08:00' or 'weekly mon 08:00'"
-    )
-
-
-def next_digest(spec: str, now: datetime) -> datetime:
-    """The next time the digest ``spec`` goes out, strictly after ``now`` (UTC)."""
-    fire = digest_trigger(spec).get_next_fire_time(None, now + timedelta(microseconds=1))
+def next_digest(schedule: DigestSchedule, now: datetime) -> datetime:
+    """The next time the digest goes out, strictly after ``now`` (UTC)."""
+    fire = digest_trigger(schedule).get_next_fire_time(None, now + timedelta(microseconds=1))
     if fire is None:  # pragma: no cover - a cron of minutes and hours always fires again
-        raise ValueError(f"digest '{spec}' never fires")
+        raise ValueError(f"digest '{schedule}' never fires")
     return fire.astimezone(UTC)  # type: ignore[no-any-return]
 
 

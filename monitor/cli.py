@@ -535,11 +535,20 @@ def check(
     delivery = check_channels(ruleset, target)
     if delivery is None:
         raise typer.Exit(1)
-    typer.echo(
-        f"ok: {len(ruleset.rules)} rules, {len(ruleset.entities)} entities, "
-        f"{len(ruleset.feeds.feeds)} feeds, {len(ruleset.channels)} channels "
-        f"in {len(ruleset.sources)} files; {delivery}"
+    context = (
+        f"{len(ruleset.entities)} entities, {len(ruleset.feeds.feeds)} feeds, "
+        f"{len(ruleset.channels)} channels"
     )
+    if ruleset.named_file is None:
+        summary = f"{len(ruleset.rules)} rules, {context} in {len(ruleset.sources)} files"
+    else:  # say that the file was checked with its directory's entities and feeds
+        summary = (
+            f"{len(ruleset.rules)} rules in {ruleset.named_file}, checked with the "
+            f"{len(ruleset.sources)} files of {ruleset.named_file.parent} ({context})"
+        )
+    typer.echo(f"ok: {summary}; {delivery}")
+    for note in ruleset.notes:
+        typer.echo(note)
 
 
 @app.command()
@@ -547,7 +556,9 @@ def match(
     sources: Annotated[
         list[str], typer.Argument(help="feed files, Article JSON/JSONL files or plain-text files")
     ],
-    rules: Annotated[Path | None, typer.Option(help="rules directory; default: rules_dir")] = None,
+    rules: Annotated[
+        Path | None, typer.Option(help="rules directory or one file of it; default: rules_dir")
+    ] = None,
     feed: Annotated[
         str | None,
         typer.Option(help="treat the articles as items of this feed (its tags apply to feeds:)"),

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from enum import IntEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
     AfterValidator,
@@ -22,6 +23,8 @@ from pydantic import (
     Field,
     PlainSerializer,
 )
+
+from monitor.errors import did_you_mean
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -42,6 +45,15 @@ def parse_duration(value: Any) -> timedelta:
     if seconds < 0:
         raise ValueError(f"invalid duration {value!r}: must not be negative")
     return timedelta(seconds=seconds)
+
+
+def parse_positive_duration(value: Any) -> timedelta:
+    """A duration that must be longer than zero: a poll interval, a throttle window or an age
+    limit of ``0s`` would poll without pause, throttle nothing or drop every story."""
+    duration = parse_duration(value)
+    if duration <= timedelta(0):
+        raise ValueError(f"invalid duration {value!r}: must be longer than zero")
+    return duration
 
 
 def format_duration(value: timedelta) -> str:
@@ -80,7 +92,91 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
 ]
+PositiveDuration = Annotated[
+    timedelta,
+    BeforeValidator(parse_positive_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
 ByteSize = Annotated[int, BeforeValidator(parse_byte_size)]
+
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def parse_clock(text: str) -> time:
+    """``HH:MM`` on a 24-hour clock, as digests and quiet hours write a time of day."""
+    m = _CLOCK.match(text)
+    if not m:
+        raise ValueError(f"'{text}' is not a time of day: write HH:MM, e.g. 08:00")
+    hour, minute = int(m.group(1)), int(m.group(2))
+    if hour > 23 or minute > 59:
+        raise ValueError(f"'{text}' is not a time of day: hours 00-23, minutes 00-59")
+    return time(hour, minute)
+
+
+def parse_zone(name: str) -> ZoneInfo:
+    """An IANA time zone by name, with a "did you mean" for a misspelling (``Europe/Berln``)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory, e.g. "Europe"
+        hint = did_you_mean(name, available_timezones()) or " (use an IANA name like Asia/Seoul)"
+        raise ValueError(f"unknown time zone '{name}'{hint}") from None
+
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+#: A weekday by its full name or its first three letters, which is how cron writes it (``mon``).
+_WEEKDAY_NAMES = {name: day[:3] for day in _WEEKDAYS for name in (day, day[:3])}
+
+Every = Literal["hour", "day", "week"]
+#: Each digest form: how often it goes out, and how many words it has before its optional zone.
+_DIGEST_FORMS: dict[str, tuple[Every, int]] = {
+    "hourly": ("hour", 1),
+    "daily": ("day", 2),
+    "weekly": ("week", 3),
+}
+
+
+@dataclass(frozen=True)
+class DigestSchedule:
+    """When a rule's digest goes out: every hour, every day or every week (on ``day``) at
+    ``at`` in ``zone``. Rules are parsed into this once, at load time, so that the alerts
+    stage schedules exactly what ``monitor check`` accepted and never parses the text again."""
+
+    text: str
+    every: Every
+    at: time
+    zone: ZoneInfo
+    day: str | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_digest(value: str) -> DigestSchedule:
+    """Read ``hourly``, ``daily HH:MM`` or ``weekly DAY HH:MM``, each optionally followed by
+    an IANA time zone (UTC when absent)."""
+    words = value.split()
+    every, size = _DIGEST_FORMS.get(words[0].lower() if words else "", ("hour", 0))
+    zone_name = words[size] if size and len(words) == size + 1 else None
+    if not size or len(words) not in (size, size + 1) or ":" in (zone_name or ""):
+        raise ValueError(
+            f"invalid digest '{value}': write 'hourly', 'daily 08:00' or 'weekly mon 08:00'"
+            " (optionally a zone, e.g. 'daily 08:00 Asia/Seoul')"
+        )
+    try:
+        day = _weekday(words[1]) if every == "week" else None
+        at = parse_clock(words[size - 1]) if size > 1 else time(0, 0)
+        zone = parse_zone(zone_name) if zone_name else ZoneInfo("UTC")
+    except ValueError as exc:
+        raise ValueError(f"invalid digest '{value}': {exc}") from None
+    return DigestSchedule(value, every, at, zone, day)
+
+
+def _weekday(name: str) -> str:
+    day = _WEEKDAY_NAMES.get(name.lower())
+    if day is None:
+        hint = did_you_mean(name.lower(), _WEEKDAY_NAMES) or " (use mon, tue, ... sun)"
+        raise ValueError(f"unknown day '{name}'{hint}")
+    return day
 
 
 def _to_utc(value: datetime) -> datetime:

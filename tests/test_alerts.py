@@ -28,6 +28,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from monitor.alerts import (
@@ -64,7 +66,7 @@ from monitor.fetch import Fetcher, FetchLimits
 from monitor.parse import story_fingerprint
 from monitor.pipeline import PollContext, PollReport, poll_feed
 from monitor.rules import FeedConfig, RuleSet, load_rules
-from monitor.schema import Article
+from monitor.schema import Article, parse_digest
 from monitor.store import (
     SCHEMA_VERSION,
     Delivery,
@@ -905,11 +907,43 @@ async def test_throttle_folds_the_rest_into_one_message(tmp_path: Path) -> None:
 
 
 def test_next_digest_times() -> None:
-    assert next_digest("daily 08:00", NOW) == datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
-    assert next_digest("hourly", NOW) == NOW + timedelta(hours=1)
-    seoul = next_digest("daily 08:00 Asia/Seoul", NOW)
-    assert seoul == datetime(2026, 11, 24, 23, 0, tzinfo=UTC)
-    assert next_digest("weekly mon 09:30", NOW).weekday() == 0
+    def at(spec: str) -> datetime:
+        return next_digest(parse_digest(spec), NOW)
+
+    assert at("daily 08:00") == datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    assert at("hourly") == NOW + timedelta(hours=1)
+    assert at("daily 08:00 Asia/Seoul") == datetime(2026, 11, 24, 23, 0, tzinfo=UTC)
+    assert at("weekly mon 09:30").weekday() == 0
+    sunday = at("Weekly Sunday 23:59 Europe/Berlin").astimezone(ZoneInfo("Europe/Berlin"))
+    assert (sunday.weekday(), sunday.hour, sunday.minute) == (6, 23, 59)
+
+
+DIGEST_TEXTS = st.builds(
+    " ".join,
+    st.lists(
+        st.sampled_from(["hourly", "daily", "weekly", "mon", "Friday", "fri", "mnday", "UTC"])
+        | st.sampled_from(["Asia/Seoul", "Europe/Berln", "Europe", "8", "8:00am", "24:00"])
+        | st.builds("{}:{:02d}".format, st.integers(0, 99), st.integers(0, 99)),
+        max_size=4,
+    ),
+)
+
+
+@given(DIGEST_TEXTS)
+@settings(max_examples=300, deadline=None)
+def test_every_digest_the_rules_accept_can_be_scheduled(text: str) -> None:
+    """``monitor check`` and the dispatcher share ``parse_digest``: what it accepts schedules."""
+    try:
+        schedule = parse_digest(text)
+    except ValueError as exc:
+        assert str(exc).startswith(f"invalid digest '{text}': ")
+        return
+    fire = next_digest(schedule, NOW)
+    assert NOW < fire <= NOW + timedelta(days=7, hours=1)
+    local = fire.astimezone(schedule.zone)
+    assert local.minute == schedule.at.minute
+    assert schedule.every == "hour" or local.hour == schedule.at.hour
+    assert schedule.day is None or local.strftime("%a").lower() == schedule.day
 
 
 async def test_digest_collects_and_sends_one_summary_at_the_scheduled_time(

@@ -251,3 +251,45 @@ def test_check_says_why_not_cannot_be_a_side_of_near_and_where(tmp_path: Path) -
         "NOT binds tighter than NEAR/3, and NEAR/3 needs a term or an (x OR y) group of terms "
         "on each side; to exclude the pair write NOT (x NEAR/3 y)\n"
     )
+
+
+def test_check_refuses_a_digest_the_dispatcher_could_not_schedule(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text("rules:\n  - id: d\n    query: x\n    digest: daily 25:00\n")
+    result = runner.invoke(app, ["check", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"{tmp_path / 'r.yaml'}:4:13: rule 'd': digest: invalid digest 'daily 25:00': "
+        "'25:00' is not a time of day: hours 00-23, minutes 00-59\n"
+    )
+
+
+def test_check_one_file_uses_the_entities_and_feeds_of_its_directory() -> None:
+    result = runner.invoke(app, ["check", str(RULES / "defence-asia.yaml")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(
+        f"ok: 11 rules in {RULES / 'defence-asia.yaml'}, checked with the 4 files of {RULES} ("
+    )
+
+
+def test_check_one_file_reports_its_own_problems_and_counts_the_others(tmp_path: Path) -> None:
+    (tmp_path / "entities.yaml").write_text("entities:\n  nk: {aliases: [DPRK]}\n")
+    (tmp_path / "a.yaml").write_text(
+        "rules:\n  - id: same\n    query: '@nk AND @nkk'\n  - id: b\n    query: '@nk'\n"
+    )
+    (tmp_path / "b.yaml").write_text("rules:\n  - id: same\n    query: '@nope'\n")
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    note = f"note: 1 problem(s) in other files of {tmp_path} not shown"
+    note += f" (run: monitor check {tmp_path})"
+    result = runner.invoke(app, ["check", str(a)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{a}:2:9: duplicate rule id 'same' (first at {b}:2:5)",
+        f"{a}:3:21: rule 'same': unknown entity '@nkk' (did you mean '@nk'?)",
+        note,
+    ]
+    (tmp_path / "a.yaml").write_text("rules:\n  - id: a\n    query: '@nk'\n")
+    result = runner.invoke(app, ["check", str(a)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"ok: 1 rules in {a}, checked with the 3 files of {tmp_path} (1 ")
+    assert lines[1] == note

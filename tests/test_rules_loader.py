@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import (
+    DoubleQuotedScalarString,
+    FoldedScalarString,
+    LiteralScalarString,
+    SingleQuotedScalarString,
+)
 
 from monitor.errors import ConfigError, RuleError
 from monitor.rules import ChannelPolicy, FeedConfig, load_rules
+from monitor.rules.scalar import value_positions
 from monitor.schema import Severity
 
 REPO_RULES = Path(__file__).parent.parent / "rules"
@@ -201,3 +213,165 @@ def test_a_single_file_can_be_checked(tmp_path: Path) -> None:
 
 def test_missing_path(tmp_path: Path) -> None:
     assert problems(tmp_path / "nope") == [f"{tmp_path / 'nope'}: no such file or directory"]
+
+
+def test_times_of_day_zones_and_zero_durations_are_checked_where_written(tmp_path: Path) -> None:
+    """What loads, the daemon can run: a digest at 25:00 or a 0s poll interval is refused by
+    ``monitor check``, at the value, instead of failing (or spinning) at alert time."""
+    write(
+        tmp_path,
+        "r.yaml",
+        "rules:\n"
+        "  - id: late\n    query: x\n    digest: 'daily 25:00'\n"
+        "  - id: odd\n    query: x\n    digest: daily 08:75\n"
+        "  - id: zoned\n    query: x\n    digest: weekly mnday 08:00 Europe/Berlin\n"
+        "    quiet_hours: '22:00-07:00 Europe/Berln'\n    throttle: 0s\n"
+        "  - id: fine\n    query: x\n    digest: Weekly Friday 17:30 Asia/Seoul\n",
+    )
+    write(
+        tmp_path,
+        "feeds.yaml",
+        "defaults: {interval: 0s, max_age: 0m}\nfeeds:\n"
+        "  - url: https://e.org/a\n    min_interval: 2h\n"
+        "  - url: https://e.org/b\n    silence_after: 0h\n",
+    )
+    write(tmp_path, "channels.yaml", "channels:\n  desk: {rate_limit: 5/0min}\n")
+    r, feeds, channels = (str(tmp_path / n) for n in ("r.yaml", "feeds.yaml", "channels.yaml"))
+    clock = "is not a time of day: hours 00-23, minutes 00-59"
+    assert problems(tmp_path) == [
+        f"{channels}:2:22: channel 'desk': rate_limit: invalid rate limit '5/0min': "
+        "count and period must be more than zero",
+        f"{feeds}:1:22: defaults: interval: invalid duration '0s': must be longer than zero",
+        f"{feeds}:1:35: defaults: max_age: invalid duration '0m': must be longer than zero",
+        f"{feeds}:3:5: feed 'https://e.org/a': max_interval: "
+        "min_interval (2h) is longer than max_interval (1h)",
+        f"{feeds}:6:20: feed 'https://e.org/b': silence_after: "
+        "invalid duration '0h': must be longer than zero",
+        f"{r}:4:13: rule 'late': digest: invalid digest 'daily 25:00': '25:00' {clock}",
+        f"{r}:7:13: rule 'odd': digest: invalid digest 'daily 08:75': '08:75' {clock}",
+        f"{r}:10:13: rule 'zoned': digest: invalid digest 'weekly mnday 08:00 Europe/Berlin': "
+        "unknown day 'mnday' (did you mean 'monday'?)",
+        f"{r}:11:18: rule 'zoned': quiet_hours: invalid quiet hours '22:00-07:00 Europe/Berln': "
+        "unknown time zone 'Europe/Berln' (did you mean 'Europe/Berlin'?)",
+        f"{r}:12:15: rule 'zoned': throttle: invalid duration '0s': must be longer than zero",
+    ]
+    write(tmp_path, "r.yaml", "rules:\n  - id: fine\n    query: x\n    digest: weekly fri 17:30\n")
+    write(tmp_path, "feeds.yaml", "feeds: []\n")
+    write(tmp_path, "channels.yaml", "channels: {}\n")
+    (rule,) = load_rules(tmp_path).rules
+    assert rule.digest is not None and (rule.digest.day, str(rule.digest)) == (
+        "fri",
+        "weekly fri 17:30",
+    )
+
+
+def test_one_file_loads_its_own_rules_with_its_directory_as_context() -> None:
+    named = REPO_RULES / "defence-asia.yaml"
+    ruleset = load_rules(named)
+    assert {r.file for r in ruleset.rules} == {str(named)} and len(ruleset.rules) == 11
+    assert "north-korea" in ruleset.entities and ruleset.feeds.feeds
+    assert ruleset.sources[-1] == named and ruleset.named_file == named and not ruleset.notes
+
+
+QUERY_LAYOUTS = """\
+entities:
+  nk: {aliases: [DPRK]}
+rules:
+  - id: folded
+    query: >-
+      @nk AND drone*
+      OR @nkf
+  - id: literal
+    query: |
+      @nk AND
+        (missile OR @nkl)
+  - id: plain
+    query: drone AND
+      missile OR @nkp
+  - id: single
+    query: '"don''t" AND @nks'
+  - id: double
+    query: "\\"a b\\" AND @nkd"
+  - id: unclosed
+    query: >-
+      @nk AND
+      (drone OR x
+"""
+
+
+def test_query_problems_are_reported_where_they_are_written(tmp_path: Path) -> None:
+    """Block, multi-line and escaped queries: the position is that of the term itself, not
+    of the '>' or the quote that starts the value."""
+    name = str(tmp_path / "q.yaml")
+    hint = "(did you mean '@nk'?)"
+    assert problems(write(tmp_path, "q.yaml", QUERY_LAYOUTS)) == [
+        f"{name}:7:10: rule 'folded': unknown entity '@nkf' {hint}",
+        f"{name}:11:21: rule 'literal': unknown entity '@nkl' {hint}",
+        f"{name}:14:18: rule 'plain': unknown entity '@nkp' {hint}",
+        f"{name}:16:26: rule 'single': unknown entity '@nks' {hint}",
+        f"{name}:18:25: rule 'double': unknown entity '@nkd' {hint}",
+        f"{name}:22:7: rule 'unclosed': unclosed parenthesis",
+    ]
+
+
+SCALAR_STYLES = [
+    str,
+    SingleQuotedScalarString,
+    DoubleQuotedScalarString,
+    LiteralScalarString,
+    FoldedScalarString,
+]
+
+
+@given(
+    st.text(st.sampled_from([*"ab@ '\"\\#:-é\n\t(*\xa0😀[]{},&!|>%`"]), min_size=1, max_size=60),
+    st.sampled_from(SCALAR_STYLES),
+)
+@settings(max_examples=300, deadline=None)
+def test_each_character_of_a_scalar_maps_to_where_it_is_written(text: str, style: type) -> None:
+    """Whatever style and folding ruamel.yaml writes a query in, each of its characters maps
+    to its place in the file, in order (an escape maps to its backslash)."""
+    yaml = YAML(typ="rt")
+    yaml.width = 20  # fold long values over several lines
+    out = io.StringIO()
+    yaml.dump({"rules": [{"id": "r", "query": style(text)}]}, out)
+    source = out.getvalue()
+    try:
+        node = YAML(typ="rt").load(source)["rules"][0]
+    except YAMLError:  # a text ruamel.yaml writes but cannot read back
+        assume(False)
+    assume(node["query"] == text)
+    lines = source.splitlines()
+    positions = value_positions(lines, node.lc.value("query"), text)
+    assert positions is not None, source
+    placed = [(pos, ch) for ch, pos in zip(text, positions, strict=True) if ch not in " \n\t"]
+    assert [pos for pos, _ in placed] == sorted({pos for pos, _ in placed})
+    assert all(lines[line][col] in (ch, "\\", "'") for (line, col), ch in placed), source
+
+
+def test_a_misspelt_structured_key_hides_no_other_problem(tmp_path: Path) -> None:
+    text = (
+        "entities:\n  north-korea: {aliases: [DPRK]}\nrules:\n  - id: s\n    all:\n"
+        "      - alll: [treaty]\n"
+        "      - any: ['@nrth-korea', Russia]\n"
+        "      - any: []\n"
+        "    none: [opinion, {any: [x], nnone: [y]}]\n"
+    )
+    name = str(tmp_path / "s.yaml")
+    assert problems(write(tmp_path, "s.yaml", text)) == [
+        f"{name}:6:9: rule 's': unknown key 'alll' (did you mean 'all'?)",
+        f"{name}:7:15: rule 's': unknown entity '@nrth-korea' (did you mean '@north-korea'?)",
+        f"{name}:8:14: rule 's': 'any' needs a non-empty list",
+        f"{name}:9:32: rule 's': unknown key 'nnone' (did you mean 'none'?)",
+    ]
+
+
+def test_an_unquoted_entity_reference_gets_a_quoting_hint(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "rules:\n  - id: a\n    query: @nk AND x  # a note\n")
+    write(tmp_path, "b.yaml", "rules:\n  - id: b\n    any: [@nk, x]\n")
+    reason = "invalid YAML: found character '@' that cannot start any token"
+    assert problems(tmp_path) == [
+        f"{tmp_path / 'a.yaml'}:3:12: {reason} (a value starting with @ must be quoted: "
+        "'@nk AND x')",
+        f"{tmp_path / 'b.yaml'}:3:11: {reason} (a value starting with @ must be quoted: '@nk')",
+    ]

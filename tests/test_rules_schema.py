@@ -12,7 +12,8 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
-from monitor.rules import ChannelPolicy, FeedConfig, json_schema
+from monitor.errors import RuleError
+from monitor.rules import ChannelPolicy, FeedConfig, json_schema, load_rules
 from monitor.rules.model import EntitySpec, RuleSpec
 
 ROOT = Path(__file__).parent.parent
@@ -25,12 +26,13 @@ def _yaml(text: str) -> Any:
     return YAML(typ="safe").load(text)
 
 
-def _readme_blocks() -> list[str]:
+def _readme_blocks() -> list[tuple[int, str]]:
+    """The README's YAML blocks that are rules/ files, each with the line its text starts on."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = []
     for m in re.finditer(r"(?:^|\n)(?P<before>[^\n]*)\n```yaml\n(?P<body>.*?)\n```", readme, re.S):
         if OPT_OUT not in m.group("before"):
-            blocks.append(m.group("body"))
+            blocks.append((readme.count("\n", 0, m.start("body")) + 1, m.group("body")))
     return blocks
 
 
@@ -42,8 +44,44 @@ def test_every_shipped_rules_file_validates(path: Path) -> None:
 def test_readme_yaml_blocks_validate() -> None:
     blocks = _readme_blocks()
     assert len(blocks) >= 2
-    for block in blocks:
+    for _, block in blocks:
         jsonschema.validate(_yaml(block), json_schema())
+
+
+def _file_name(block: Any) -> str:
+    """The rules/ file a README block would be: its top-level keys decide."""
+    if {"feeds", "defaults"} & set(block):
+        return "feeds.yaml"
+    return "channels.yaml" if "channels" in block else "x.yaml"
+
+
+def test_readme_yaml_blocks_load_without_problems(tmp_path: Path) -> None:
+    """Each block is loaded by the real loader, as the file it would be, with the README's
+    entities when it defines none: a query, entity reference or digest the README shows
+    must be one ``monitor check`` accepts."""
+    blocks = [(line, text, _yaml(text)) for line, text in _readme_blocks()]
+    entities = {k: v for _, _, data in blocks for k, v in (data.get("entities") or {}).items()}
+    found = []
+    for line, text, data in blocks:
+        directory = tmp_path / f"block-{line}"
+        directory.mkdir()
+        (directory / _file_name(data)).write_text(text, encoding="utf-8")
+        if _file_name(data) == "x.yaml" and "entities" not in data:
+            entities_file = directory / "entities.yaml"
+            entities_file.write_text(json.dumps({"entities": entities}), encoding="utf-8")
+        try:
+            load_rules(directory)
+        except RuleError as exc:
+            found += [_in_readme(p, directory, line) for p in exc.problems]
+    assert found == []
+
+
+def _in_readme(problem: str, directory: Path, first_line: int) -> str:
+    """A problem of a block written out to ``directory``, placed in README.md instead."""
+    m = re.match(rf"^{re.escape(str(directory))}/\S+?:(\d+):(\d+): (.*)$", problem)
+    if m is None:
+        return problem
+    return f"README.md:{first_line + int(m.group(1)) - 1}:{m.group(2)}: {m.group(3)}"
 
 
 def test_schema_rejects_what_the_loader_rejects() -> None:

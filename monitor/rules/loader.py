@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,9 @@ from monitor.rules.query import (
     atoms,
     parse_query,
     parse_structured,
+    structure_errors,
 )
+from monitor.rules.scalar import source_position
 from monitor.schema import FIELDS
 
 FEEDS_FILE = "feeds"
@@ -64,7 +66,24 @@ class RuleSet:
     feeds: FeedList
     channels: dict[str, ChannelPolicy]
     matcher: Matcher
+    #: every file read; when one file was named, the files of its directory read for context
     sources: list[Path] = field(default_factory=list)
+    #: the file named, when one was: ``rules`` are its rules, problems are reported in it only
+    named_file: Path | None = None
+    #: what the analyst should know that is not a problem of what was named: when one file was
+    #: named, how many problems the other files of its directory have
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """One problem and where it is, so that problems can be ordered and told apart by file."""
+
+    position: Position
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.position}: {self.message}"
 
 
 @dataclass
@@ -75,8 +94,9 @@ class _Doc:
     root: Any
     lines: list[str]
 
-    def at(self, path: PathKey, key: bool = False) -> tuple[int, int]:
-        """0-based (line, col) of the value (or key) at ``path``, or of its nearest ancestor."""
+    def at(self, path: PathKey, key: bool = False, offset: int | None = None) -> tuple[int, int]:
+        """0-based (line, col) of the value (or key) at ``path``, or of its nearest ancestor;
+        with ``offset``, of that character of the string value at ``path``."""
         node = self.root
         line, col = _node_position(node)
         for index, step in enumerate(path):
@@ -88,12 +108,17 @@ class _Doc:
                 line, col = node.lc.item(step)
                 node = node[step]
             else:
-                break
+                return line, col
+        if offset is not None and isinstance(node, str):
+            return source_position(self.lines, (line, col), str(node), offset)
         return line, col
 
-    def problem(self, path: PathKey, message: str, key: bool = False, shift: int = 0) -> str:
-        line, col = self.at(path, key)
-        return f"{self.name}:{line + 1}:{col + 1 + shift}: {message}"
+    def problem(
+        self, path: PathKey, message: str, key: bool = False, offset: int | None = None
+    ) -> _Problem:
+        """A problem at the value (or key) at ``path``, or at ``offset`` into that value."""
+        line, col = self.at(path, key, offset)
+        return _Problem(Position(self.name, line + 1, col + 1), message)
 
 
 def _node_position(node: Any) -> tuple[int, int]:
@@ -118,10 +143,25 @@ def _plain(node: Any) -> Any:
     return node
 
 
+def _yaml_files(directory: Path) -> list[Path]:
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
 def _files(path: Path) -> list[Path]:
+    """The files to read for ``path``. A file is read after the others of its directory: they
+    define the entities and feeds it refers to, and a rule id or entity it repeats is then
+    reported in it."""
     if path.is_dir():
-        return sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
-    return [path]
+        return _yaml_files(path)
+    others = [p for p in _yaml_files(path.parent) if not _same_file(p, path)]
+    return [*others, path]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def _kind(path: Path) -> str:
@@ -130,7 +170,7 @@ def _kind(path: Path) -> str:
 
 class _Loader:
     def __init__(self) -> None:
-        self.problems: list[str] = []
+        self.problems: list[_Problem] = []
         self.entities: dict[str, Entity] = {}
         self.pending: list[tuple[_Doc, PathKey, RuleSpec]] = []
         #: rules whose other keys failed: their query is still checked, for a complete report
@@ -147,7 +187,7 @@ class _Loader:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            self.problems.append(f"{name}:1:1: cannot read: {exc}")
+            self.problems.append(_Problem(Position(name, 1, 1), f"cannot read: {exc}"))
             return
         try:
             root = YAML(typ="rt").load(text)
@@ -155,14 +195,17 @@ class _Loader:
             mark = exc.problem_mark or exc.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             reason = exc.problem or exc.context or "invalid YAML"
-            self.problems.append(f"{name}:{line}:{col}: invalid YAML: {reason}")
+            if mark and "cannot start any token" in reason:
+                reason += _quote_hint(text.splitlines(), mark.line, mark.column)
+            self.problems.append(_Problem(Position(name, line, col), f"invalid YAML: {reason}"))
             return
         except RecursionError:
-            self.problems.append(f"{name}:1:1: invalid YAML: nested too deeply to read")
+            reason = "nested too deeply to read"
+            self.problems.append(_Problem(Position(name, 1, 1), f"invalid YAML: {reason}"))
             return
         except YAMLError as exc:  # e.g. a control character: the reader has no mark to give
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self.problems.append(f"{name}:1:1: invalid YAML: {reason}")
+            self.problems.append(_Problem(Position(name, 1, 1), f"invalid YAML: {reason}"))
             return
         doc = _Doc(name, root, text.splitlines())
         if root is None:
@@ -390,33 +433,32 @@ class _Loader:
         if spec.query is None and not structured:
             self.problems.append(doc.problem(path, f"{what}: needs query: or any/all/none"))
             return None
+        expr: Node | None
         if spec.query is not None:
             try:
                 expr = parse_query(spec.query)
             except QueryError as exc:
-                shift = self.query_shift(doc, path, exc.offset)
                 self.problems.append(
-                    doc.problem((*path, "query"), f"{what}: {exc.message}", shift=shift)
+                    doc.problem((*path, "query"), f"{what}: {exc.message}", offset=exc.offset)
                 )
                 return None
-            located = [
-                (a, (*path, "query"), self.query_shift(doc, path, a.offset)) for a in atoms(expr)
+            located: list[tuple[Atom, PathKey, int | None]] = [
+                (a, (*path, "query"), a.offset) for a in atoms(expr)
             ]
         else:
-            try:
-                expr = parse_structured(structured)
-            except StructureError as exc:
-                on_key = exc.message.startswith("unknown key")
+            errors = structure_errors(structured)
+            for error in errors:
+                on_key = error.message.startswith("unknown key")
                 self.problems.append(
-                    doc.problem(path + exc.path, f"{what}: {exc.message}", key=on_key)
+                    doc.problem(path + error.path, f"{what}: {error.message}", key=on_key)
                 )
-                return None
-            located = [(a, (*path, *p), 0) for a, p in _structured_atoms(structured, ())]
-        ok = True
-        for atom, atom_path, shift in located:
+            expr = None if errors else parse_structured(structured)
+            located = [(a, (*path, *p), None) for a, p in _structured_atoms(structured, ())]
+        ok = expr is not None
+        for atom, atom_path, offset in located:
             problem = self.atom_problem(atom, spec)
             if problem:
-                self.problems.append(doc.problem(atom_path, f"{what}: {problem}", shift=shift))
+                self.problems.append(doc.problem(atom_path, f"{what}: {problem}", offset=offset))
                 ok = False
         return expr if ok else None
 
@@ -432,17 +474,18 @@ class _Loader:
             return f"'{scope}:' is outside the rule's fields ({', '.join(spec.fields)})"
         return None
 
-    def query_shift(self, doc: _Doc, path: PathKey, offset: int) -> int:
-        """Columns from the query value's position to ``offset`` in the query, when on one line."""
-        line, col = doc.at((*path, "query"))
-        if line >= len(doc.lines):
-            return 0
-        text = doc.lines[line][col:]
-        if text[:1] in ("'", '"'):
-            return offset + 1
-        if text[:1] in ("|", ">"):
-            return 0
-        return offset
+
+def _quote_hint(lines: list[str], line_no: int, col: int) -> str:
+    """For a value YAML refuses to read unquoted (``query: @nk AND x``: ``@`` and the
+    backtick are reserved, ``%`` starts a directive): the value as it should be written."""
+    line = lines[line_no] if line_no < len(lines) else ""
+    if line[col : col + 1] not in ("@", "`", "%"):
+        return ""
+    value = re.sub(r"[ \t]+#.*$", "", line[col:]).rstrip()
+    if "[" in line[:col] or "{" in line[:col]:  # an item of a flow list or mapping
+        value = re.split(r"[,\]}]", value)[0].rstrip()
+    quoted = "'" + value.replace("'", "''") + "'"
+    return f" (a value starting with {line[col]} must be quoted: {quoted})"
 
 
 def _partial_spec(body: Mapping[str, Any]) -> RuleSpec | None:
@@ -470,17 +513,26 @@ def _partial_spec(body: Mapping[str, Any]) -> RuleSpec | None:
 def _structured_atoms(spec: Mapping[str, Any], path: PathKey) -> Iterator[tuple[Atom, PathKey]]:
     """Each string item of a structured rule with its path, to place problems on the item."""
     for key in ("any", "all", "none"):
-        for i, item in enumerate(spec.get(key) or []):
+        items = spec.get(key)
+        for i, item in enumerate(items if isinstance(items, list) else []):
             if isinstance(item, Mapping):
                 yield from _structured_atoms(item, (*path, key, i))
             elif isinstance(item, str | int | float):
-                node = parse_structured({"any": [item]})
+                try:
+                    node = parse_structured({"any": [item]})
+                except StructureError:  # reported with the rule's other structure errors
+                    continue
                 if isinstance(node, Term | EntityRef):
                     yield node, (*path, key, i)
 
 
 def load_rules(path: Path) -> RuleSet:
-    """Load and validate a rules directory (or one file); ``RuleError`` lists every problem."""
+    """Load and validate a rules directory, or one file of it; ``RuleError`` lists every problem.
+
+    One file is checked in the context of its directory (the entities and feeds the other files
+    define): its rules are loaded and its problems raised, while the other files' problems are
+    only counted in a note, so that ``monitor check rules/x.yaml`` is about ``x.yaml``.
+    """
     if not path.exists():
         raise RuleError([f"{path}: no such file or directory"])
     loader = _Loader()
@@ -488,24 +540,34 @@ def load_rules(path: Path) -> RuleSet:
     for source in sources:
         loader.read(source)
     loader.build_rules()
-    if loader.problems:
-        raise RuleError(_ordered(loader.problems))
-    matcher = compile_rules(loader.rules, loader.entities)
+    named = path if path.is_file() else None
+    problems = _ordered(loader.problems)
+    rules = loader.rules
+    notes: list[str] = []
+    if named is not None:
+        elsewhere = sum(p.position.file != str(named) for p in problems)
+        problems = [p for p in problems if p.position.file == str(named)]
+        rules = [r for r in rules if r.file == str(named)]
+        if elsewhere:
+            notes.append(
+                f"note: {elsewhere} problem(s) in other files of {path.parent} not shown"
+                f" (run: monitor check {path.parent})"
+            )
+    if problems:
+        raise RuleError([str(p) for p in problems] + notes)
+    matcher = compile_rules(rules, loader.entities)
     return RuleSet(
-        rules=loader.rules,
+        rules=rules,
         entities=loader.entities,
         feeds=loader.feeds or FeedList(),
         channels=loader.channels,
         matcher=matcher,
         sources=sources,
+        named_file=named,
+        notes=notes,
     )
 
 
-def _ordered(problems: list[str]) -> list[str]:
+def _ordered(problems: list[_Problem]) -> list[_Problem]:
     """Problems sorted by file, line and column, duplicates dropped."""
-
-    def key(problem: str) -> tuple[str, int, int]:
-        m = re.match(r"^(.*?):(\d+):(\d+): ", problem)
-        return (m.group(1), int(m.group(2)), int(m.group(3))) if m else (problem, 0, 0)
-
-    return sorted(dict.fromkeys(problems), key=key)
+    return sorted(dict.fromkeys(problems), key=lambda p: astuple(p.position))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -22,13 +22,24 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from monitor.errors import ConfigError, did_you_mean
 from monitor.rules.query import ALL_FIELDS, Node
-from monitor.schema import FIELDS, Duration, Severity
+from monitor.schema import (
+    FIELDS,
+    DigestSchedule,
+    PositiveDuration,
+    Severity,
+    format_duration,
+    parse_clock,
+    parse_digest,
+    parse_zone,
+)
 
 
 def parse_severity(value: Any) -> Severity:
@@ -56,7 +67,7 @@ class QuietHours:
     zone: ZoneInfo
 
 
-_QUIET = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})(?:\s+(\S+))?\s*$")
+_QUIET = re.compile(r"^\s*(\S+?)\s*-\s*(\S+?)(?:\s+(\S+))?\s*$")
 
 
 def parse_quiet_hours(value: str) -> QuietHours:
@@ -64,17 +75,12 @@ def parse_quiet_hours(value: str) -> QuietHours:
     m = _QUIET.match(value)
     if not m:
         raise ValueError(f"invalid quiet hours '{value}': write HH:MM-HH:MM Zone/Name")
-    h1, m1, h2, m2 = (int(g) for g in m.groups()[:4])
-    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
-        raise ValueError(f"invalid quiet hours '{value}': hours 00-23, minutes 00-59")
-    zone_name = m.group(5) or "UTC"
     try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone '{zone_name}' (use an IANA name like Asia/Seoul)"
-        ) from None
-    return QuietHours(time(h1, m1), time(h2, m2), zone)
+        start, end = parse_clock(m.group(1)), parse_clock(m.group(2))
+        zone = parse_zone(m.group(3) or "UTC")
+    except ValueError as exc:
+        raise ValueError(f"invalid quiet hours '{value}': {exc}") from None
+    return QuietHours(start, end, zone)
 
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
@@ -98,29 +104,12 @@ def parse_rate_limit(value: str) -> tuple[int, timedelta]:
     unit = m.group(3) if m else ""
     if unit not in _RATE_UNITS:
         unit = unit.removesuffix("s")
-    if not m or unit not in _RATE_UNITS or int(m.group(1)) < 1:
+    if not m or unit not in _RATE_UNITS:
         raise ValueError(f"invalid rate limit '{value}': write COUNT/PERIOD, e.g. 20/min, 100/hour")
-    return int(m.group(1)), timedelta(seconds=int(m.group(2) or 1) * _RATE_UNITS[unit])
-
-
-_DIGEST = re.compile(
-    r"^\s*(?:hourly|daily\s+\d{1,2}:\d{2}|weekly\s+(?:mon|tue|wed|thu|fri|sat|sun)\w*\s+\d{1,2}:\d{2})"
-    r"(?:\s+\S+)?\s*$",
-    re.IGNORECASE,
-)
-
-
-def check_digest(value: str) -> str:
-    """``hourly``, ``daily HH:MM`` or ``weekly DAY HH:MM``, optionally followed by a time zone."""
-    if not _DIGEST.match(value):
-        raise ValueError(
-            f"invalid digest '{value}': write 'hourly', 'daily 08:00' or 'weekly mon 08:00'"
-            " (optionally a zone, e.g. 'daily 08:00 Asia/Seoul')"
-        )
-    last = value.rsplit(maxsplit=1)[-1]
-    if not re.match(r"^(\d{1,2}:\d{2}|hourly)$", last, re.IGNORECASE):
-        parse_quiet_hours(f"00:00-00:00 {last}")
-    return value
+    count, periods = int(m.group(1)), int(m.group(2) or 1)
+    if count < 1 or periods < 1:
+        raise ValueError(f"invalid rate limit '{value}': count and period must be more than zero")
+    return count, timedelta(seconds=periods * _RATE_UNITS[unit])
 
 
 def _quiet_or_none(value: Any) -> Any:
@@ -137,7 +126,20 @@ def _rate_or_none(value: Any) -> Any:
 
 QuietHoursText = Annotated[str, BeforeValidator(_quiet_or_none)]
 RateLimitText = Annotated[str, BeforeValidator(_rate_or_none)]
-DigestText = Annotated[str, BeforeValidator(lambda v: check_digest(v) if isinstance(v, str) else v)]
+
+
+def _digest(value: Any) -> DigestSchedule:
+    if isinstance(value, DigestSchedule):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("invalid digest: write 'hourly', 'daily 08:00' or 'weekly mon 08:00'")
+    return parse_digest(value)
+
+
+#: A digest is carried parsed, so that what loads is what the alerts stage can schedule.
+DigestSpec = Annotated[
+    DigestSchedule, PlainValidator(_digest), PlainSerializer(str, return_type=str)
+]
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,7 @@ class Rule:
     fields: list[str] = field(default_factory=lambda: list(FIELDS))
     languages: list[str] = field(default_factory=list)
     throttle: timedelta | None = None
-    digest: str | None = None
+    digest: DigestSchedule | None = None
     quiet_hours: str | None = None
     query: str | None = None
     file: str = ""
@@ -210,8 +212,8 @@ class RuleSpec(BaseModel):
     feeds: list[str] = Field(default_factory=list)
     fields: list[str] = Field(default_factory=lambda: list(FIELDS), min_length=1)
     languages: list[str] = Field(default_factory=list)
-    throttle: Duration | None = None
-    digest: DigestText | None = None
+    throttle: PositiveDuration | None = None
+    digest: DigestSpec | None = None
     quiet_hours: QuietHoursText | None = None
 
     @field_validator("fields")
@@ -250,21 +252,28 @@ class FeedDefaults(BaseModel):
 
     tags: list[str] = Field(default_factory=list)
     enabled: bool = True
-    interval: Duration = Field(default=timedelta(minutes=5))
-    min_interval: Duration = Field(default=timedelta(minutes=1))
-    max_interval: Duration = Field(default=timedelta(hours=1))
+    interval: PositiveDuration = Field(default=timedelta(minutes=5))
+    min_interval: PositiveDuration = Field(default=timedelta(minutes=1))
+    max_interval: PositiveDuration = Field(default=timedelta(hours=1), validate_default=True)
     headers: dict[str, str] = Field(default_factory=dict)
     alert_on_first_poll: bool = False
-    max_age: Duration = Field(default=timedelta(days=2))
+    max_age: PositiveDuration = Field(default=timedelta(days=2))
     respect_cache_hints: bool = True
     failure_alert_after: int = Field(default=5, ge=1)
-    silence_after: Duration | None = None
+    silence_after: PositiveDuration | None = None
 
-    @model_validator(mode="after")
-    def _interval_bounds(self) -> FeedDefaults:
-        if self.min_interval > self.max_interval:
-            raise ValueError("min_interval is longer than max_interval")
-        return self
+    @field_validator("max_interval")
+    @classmethod
+    def _interval_bounds(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        """Checked on ``max_interval`` (validated after ``min_interval``) so that the problem
+        is reported at that value."""
+        least = info.data.get("min_interval")
+        if least is not None and least > value:
+            raise ValueError(
+                f"min_interval ({format_duration(least)}) is longer than max_interval"
+                f" ({format_duration(value)})"
+            )
+        return value
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

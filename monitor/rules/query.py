@@ -312,31 +312,26 @@ def parse_query(text: str) -> Node:
     return _Parser(text).parse()
 
 
-def parse_structured(spec: dict[str, Any], depth: int = 0) -> Node:
+def parse_structured(spec: dict[str, Any]) -> Node:
     """The structured form: ``{any|all|none: [items]}``, items strings or nested mappings.
 
     Each string is one term (several words make a phrase); keys of one mapping combine by AND.
-    Raises ``StructureError`` naming the path of the bad item.
+    Raises ``StructureError`` naming the path of the first bad item (``structure_errors``
+    lists them all).
     """
-    if depth > MAX_NESTING:
-        raise StructureError(f"nested more than {MAX_NESTING} levels deep", ())
-    parts: list[Node] = []
-    for key in ("any", "all", "none"):
-        if key not in spec:
-            continue
-        items = spec[key]
-        if not isinstance(items, list) or not items:
-            raise StructureError(f"'{key}' needs a non-empty list", (key,))
-        children = tuple(_structured_item(item, (key, i), depth) for i, item in enumerate(items))
-        if key == "any":
-            parts.append(children[0] if len(children) == 1 else Or(children))
-        elif key == "all":
-            parts.append(children[0] if len(children) == 1 else And(children))
-        else:
-            parts.append(Not(children[0] if len(children) == 1 else Or(children)))
-    if not parts:
-        raise StructureError("a nested group needs any, all or none", ())
-    return parts[0] if len(parts) == 1 else And(tuple(parts))
+    errors: list[StructureError] = []
+    node = _structured_group(spec, (), 0, errors)
+    if errors or node is None:  # None comes with at least one error
+        raise errors[0]
+    return node
+
+
+def structure_errors(spec: dict[str, Any]) -> list[StructureError]:
+    """Every bad item and key of the structured form: a misspelt key in one group must not
+    hide an empty list or a bad term in another."""
+    errors: list[StructureError] = []
+    _structured_group(spec, (), 0, errors)
+    return errors
 
 
 class StructureError(ValueError):
@@ -348,25 +343,67 @@ class StructureError(ValueError):
         self.path = path
 
 
-def _structured_item(item: Any, path: tuple[str | int, ...], depth: int) -> Node:
-    if isinstance(item, str):
-        try:
+_GROUP_KEYS = ("any", "all", "none")
+
+
+def _structured_group(
+    spec: dict[str, Any], path: tuple[str | int, ...], depth: int, errors: list[StructureError]
+) -> Node | None:
+    """One ``{any|all|none: [...]}`` mapping; its problems go to ``errors`` (then None)."""
+    if depth > MAX_NESTING:
+        errors.append(StructureError(f"nested more than {MAX_NESTING} levels deep", path))
+        return None
+    if not any(key in spec for key in _GROUP_KEYS):
+        errors.append(StructureError("a nested group needs any, all or none", path))
+        return None
+    parts: list[Node] = []
+    before = len(errors)
+    for key in _GROUP_KEYS:
+        if key not in spec:
+            continue
+        items = spec[key]
+        if not isinstance(items, list) or not items:
+            errors.append(StructureError(f"'{key}' needs a non-empty list", (*path, key)))
+            continue
+        found = [
+            _structured_item(item, (*path, key, i), depth, errors) for i, item in enumerate(items)
+        ]
+        children = tuple(child for child in found if child is not None)
+        if len(children) < len(found):
+            continue
+        if key == "any":
+            parts.append(children[0] if len(children) == 1 else Or(children))
+        elif key == "all":
+            parts.append(children[0] if len(children) == 1 else And(children))
+        else:
+            parts.append(Not(children[0] if len(children) == 1 else Or(children)))
+    if len(errors) > before:
+        return None
+    return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+def _structured_item(
+    item: Any, path: tuple[str | int, ...], depth: int, errors: list[StructureError]
+) -> Node | None:
+    try:
+        if isinstance(item, str):
             return make_term(item, 0, None)
-        except QueryError as exc:
-            raise StructureError(exc.message, path) from None
-    if isinstance(item, dict):
-        unknown = [k for k in item if k not in ("any", "all", "none")]
-        if unknown:
-            key = str(unknown[0])
-            hint = did_you_mean(key, ("any", "all", "none"))
-            raise StructureError(f"unknown key '{key}'{hint}", (*path, key))
-        try:
-            return parse_structured(item, depth + 1)
-        except StructureError as exc:
-            raise StructureError(exc.message, path + exc.path) from None
-    if isinstance(item, int | float) and not isinstance(item, bool):
-        return make_term(str(item), 0, None)
-    raise StructureError("an item is a string or a mapping of any/all/none", path)
+        if isinstance(item, int | float) and not isinstance(item, bool):
+            return make_term(str(item), 0, None)
+    except QueryError as exc:
+        errors.append(StructureError(exc.message, path))
+        return None
+    if not isinstance(item, dict):
+        errors.append(StructureError("an item is a string or a mapping of any/all/none", path))
+        return None
+    unknown = [key for key in item if key not in _GROUP_KEYS]
+    for key in unknown:
+        hint = did_you_mean(str(key), _GROUP_KEYS)
+        errors.append(StructureError(f"unknown key '{key}'{hint}", (*path, key)))
+    if unknown and not any(key in item for key in _GROUP_KEYS):
+        return None  # {alll: [...]}: the misspelt key says it all
+    node = _structured_group(item, path, depth + 1, errors)
+    return None if unknown else node
 
 
 def atoms(node: Node) -> Iterator[Atom]:
