@@ -28,7 +28,7 @@ from ruamel.yaml.error import YAMLError
 
 from monitor import PROJECT_URL, __version__
 from monitor.errors import ConfigError, did_you_mean
-from monitor.schema import ByteSize, Duration
+from monitor.schema import ByteSize, PositiveDuration
 
 DEFAULT_USER_AGENT = f"wire-monitor/{__version__} (+{PROJECT_URL})"
 MASK = "********"
@@ -46,30 +46,30 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("sqlite:///./data/monitor.db")
     apprise_urls: SecretStr = SecretStr("")
     apprise_config: Path | None = None
-    default_interval: Duration = timedelta(minutes=5)
+    default_interval: PositiveDuration = timedelta(minutes=5)
     http_listen: str = "127.0.0.1:8600"
     http_token: SecretStr | None = None
     max_feed_bytes: ByteSize = 10 * 1024 * 1024
     #: What the bodies of all fetches in flight may hold together (downloaded, decompressed,
     #: waiting to be parsed); a fetch that finds it full waits. At least ``max_feed_bytes``.
     fetch_memory_budget: ByteSize = 32 * 1024 * 1024
-    fetch_timeout: Duration = timedelta(seconds=30)
-    connect_timeout: Duration = timedelta(seconds=10)
+    fetch_timeout: PositiveDuration = timedelta(seconds=30)
+    connect_timeout: PositiveDuration = timedelta(seconds=10)
     allowed_private_hosts: str = ""
     user_agent: str = DEFAULT_USER_AGENT
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    retention: Duration = timedelta(days=30)
+    retention: PositiveDuration = timedelta(days=30)
     max_concurrency: int = Field(default=100, ge=1)
     per_host_concurrency: int = Field(default=4, ge=1)
-    backoff_ceiling: Duration = timedelta(hours=6)
+    backoff_ceiling: PositiveDuration = timedelta(hours=6)
     #: How long a process holds a feed it polls (scale-out); a crashed process's feeds are
     #: taken over by the others once it expires. Longer than the fetch deadline.
-    lease: Duration = timedelta(seconds=90)
+    lease: PositiveDuration = timedelta(seconds=90)
     #: /healthz answers 503 when the scheduler's heartbeat is older than this.
-    health_stale_after: Duration = timedelta(seconds=30)
+    health_stale_after: PositiveDuration = timedelta(seconds=30)
     #: How often the status page reloads itself.
-    status_refresh: Duration = timedelta(seconds=30)
+    status_refresh: PositiveDuration = timedelta(seconds=30)
 
     @field_validator("apprise_config", mode="before")
     @classmethod

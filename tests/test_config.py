@@ -115,6 +115,28 @@ def test_bad_value_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
 
 
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "default_interval",
+        "fetch_timeout",
+        "connect_timeout",
+        "retention",
+        "backoff_ceiling",
+        "lease",
+        "health_stale_after",
+        "status_refresh",
+    ],
+)
+def test_a_zero_duration_setting_is_refused(monkeypatch: pytest.MonkeyPatch, setting: str) -> None:
+    """A zero fetch deadline fails every poll, a zero retention forgets what was seen, a zero
+    lease hands every feed to every process: none of them is a setting anyone means."""
+    name = f"MONITOR_{setting.upper()}"
+    monkeypatch.setenv(name, "0s")
+    with pytest.raises(ConfigError, match=rf"{name}: .*'0s': must be longer than zero"):
+        load_settings()
+
+
 def test_masked_hides_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONITOR_APPRISE_URLS", "tgram://123456:SECRETTOKEN/987")
     monkeypatch.setenv("MONITOR_DATABASE_URL", "postgresql+psycopg://mon:hunter2@db:5432/mon")
