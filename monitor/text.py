@@ -63,12 +63,14 @@ SPACELESS = (
     "\ua960-\ua97f\uac00-\ud7a3\ud7b0-\ud7ff"
 )
 HAS_SPACELESS = re.compile(f"[{SPACELESS}]")
-_SPACELESS_RUN = re.compile(f"[{SPACELESS}]+")
+#: splitting on it (kept) and joining with spaces spaces out every ``SPACELESS`` run: C speed,
+#: and measured faster than inserting a space only where a script changes
+_SPACELESS_RUNS = re.compile(f"([{SPACELESS}]+)")
 _UPPER = re.compile(r"[A-Z]+")
 #: a non-word character that is not already a space (rewriting spaces costs a third of the time)
 _NON_WORD = re.compile(r"[^\w ]|_")
 #: a word: a run of word characters (underscore excluded) all of one side of ``SPACELESS``
-_TOKEN = re.compile(f"[{SPACELESS}]+|[^\\W_{SPACELESS}]+")
+_TOKEN = re.compile(f"(?:(?![\\W_])[{SPACELESS}])+|[^\\W_{SPACELESS}]+")
 _POSSESSIVE = re.compile(r"'s(?![^\W_])")
 #: ASCII letters and digits stay, everything else becomes a space (length preserved).
 _ASCII_SPACES = bytes(c if chr(c).isalnum() and c < 128 else 32 for c in range(256))
@@ -324,8 +326,9 @@ class TokenStream:
     wildcard searches `` prefix``), which one Aho-Corasick pass does for every term at once.
 
     The stream is made from ``marked(folded)`` by halving runs of spaces until none is left
-    (``split("  ")`` / ``" ".join``, a few C-level passes), after putting a space around each
-    run of ``SPACELESS`` script, where it meets other words (``icbm을`` is ``icbm 을``). The
+    (``split("  ")`` / ``" ".join``, a few C-level passes), after putting spaces around each
+    run of ``SPACELESS`` script, so it is a word apart from Latin letters (``icbm을`` is
+    ``icbm 을``). The
     padded ``marked`` text is kept: it has the offsets of ``folded`` (plus one), so
     explanations find hits there.
     """
@@ -341,10 +344,15 @@ class TokenStream:
         #: script changes, with no space (the stream has one there)
         self.spaceless = not padded.isascii() and HAS_SPACELESS.search(padded) is not None
         if self.spaceless:
-            padded = _SPACELESS_RUN.sub(r" \g<0> ", padded)
+            padded = " ".join(_SPACELESS_RUNS.split(padded))
         while "  " in padded:
             padded = " ".join(padded.split("  "))
         self.text = padded
+
+
+def is_spaceless(char: str) -> bool:
+    """Whether a character is of a script written without spaces (``SPACELESS``)."""
+    return HAS_SPACELESS.match(char) is not None
 
 
 def token_stream(folded: str) -> str:

@@ -121,6 +121,15 @@ def test_operators(query: str, text: str, expected: bool) -> None:
         ("UAV", "UAVs를 격추", False),
         ("ICBM NEAR/1 발사했다", "북한이 ICBM을 발사했다", True),
         ('"ICBM級"', "北朝鮮がICBM級の弾道ミサイルを発射", True),
+        # ... and a Latin word in a term with such a script is whole too
+        ('"NATO 首脳"', "SENATO首脳会議", False),
+        ('"NATO 首脳"', "NATO首脳会議", True),
+        ('"UN 안보리"', "A gun 안보리 회의", False),
+        ('"UN 안보리"', "UN 안보리 회의", True),
+        ('"F-35 전투기"', "KF-35 전투기", False),
+        ('"미국 CIA"', "미국 CIAO", False),
+        ('"미국 CIA*"', "미국 CIAO", True),
+        ('"미국 CIA" NEAR/1 회의', "미국 CIA 국장 회의", True),
     ],
 )
 def test_scripts_written_without_spaces(query: str, text: str, expected: bool) -> None:

@@ -20,8 +20,8 @@ from monitor.rules import Rule, RuleSet, compile_rules, load_rules, parse_query
 from monitor.schema import Article
 
 ROOT = Path(__file__).parent.parent
-#: Two CJK terms in one run of text (no spaces) are never NEAR each other yet, and a Latin word
-#: glued to Hangul ("DMZ에서") is not a word of its own: the engine is being fixed for both.
+#: Two CJK terms in one run of text (no spaces) are NEAR each other, and a Latin word glued to
+#: Hangul ("DMZ에서") is a word of its own: stories below rely on both.
 
 
 @dataclass(frozen=True)

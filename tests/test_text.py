@@ -82,7 +82,22 @@ def test_fold_map_points_hits_back_at_the_original_text() -> None:
 
 _TEXT = st.text(
     alphabet=st.sampled_from(
-        [*"abcXYZ019 -'.,\u2019\u2011éß", "Ｋ", "김", "정", "ガ", "北", "\u0301", "İ", "_"]
+        [
+            *"abcXYZ019 -'.,\u2019\u2011éß",
+            "Ｋ",
+            "김",
+            "정",
+            "ガ",
+            "北",
+            "・",
+            "ー",
+            "ｶ",
+            "ﾞ",
+            "゛",
+            "\u0301",
+            "İ",
+            "_",
+        ]
     ),
     max_size=40,
 )

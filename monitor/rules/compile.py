@@ -37,7 +37,7 @@ from monitor.rules.matcher import (
 )
 from monitor.rules.model import Entity, Rule
 from monitor.rules.query import And, Atom, EntityRef, Node, Not, Or, Term, positive_atoms
-from monitor.text import HAS_SPACELESS, fold, token_stream
+from monitor.text import HAS_SPACELESS, fold, is_spaceless, token_stream
 
 _COMMON_WORDS = (
     "the a an and of to in is that for with was on are by this from has have it its said be as at"
@@ -60,7 +60,10 @@ def search_key(text: str, prefix: bool = False) -> SearchKey | None:
     if not words:
         return None
     if HAS_SPACELESS.search(words):
-        return SearchKey(words, KIND_SUBSTRING)
+        # a substring, but a Latin word at either end is whole: "NATO 首脳" is not in "SENATO首脳"
+        before = "" if is_spaceless(words[0]) else " "
+        after = "" if prefix or is_spaceless(words[-1]) else " "
+        return SearchKey(before + words + after, KIND_SUBSTRING)
     if prefix:
         return SearchKey(" " + words, KIND_PREFIX)
     return SearchKey(" " + words + " ", KIND_WORDS)

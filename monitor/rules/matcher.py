@@ -27,7 +27,7 @@ from monitor.rules.detect import detect_language, primary_subtag
 from monitor.rules.explain import FieldText, construct, lead_snippet, snippet
 from monitor.rules.model import Rule
 from monitor.schema import FIELDS, Article, Hit, Match
-from monitor.text import SPACELESS, TokenStream, fold_aligned
+from monitor.text import SPACELESS, TokenStream, fold_aligned, is_spaceless
 
 FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
 ANY_FIELD = 3
@@ -159,13 +159,13 @@ class Context:
     def stream_span(self, field_index: int, at: int, sid: int) -> tuple[int, int]:
         """The ``[start, end)`` in the stream of the words an occurrence covers (prefixes: the
         whole word)."""
-        kind = self.matcher.kinds[sid]
-        end = at + len(self.matcher.keys[sid])
+        kind, key = self.matcher.kinds[sid], self.matcher.keys[sid]
+        end = at + len(key)
         if kind == KIND_WORDS:
             return at + 1, end - 1
         if kind == KIND_PREFIX:
             return at + 1, self.fields[field_index].stream.index(" ", end)
-        return at, end
+        return at + (key[0] == " "), end - (key[-1] == " ")
 
     def positions(self, field_index: int, sid: int) -> list[tuple[int, int, int, int]]:
         """Where each occurrence of a term in a field is, for NEAR: its first and last word's
@@ -210,9 +210,6 @@ def near(x: Context, left: Side, right: Side, distance: int, ordered: bool) -> b
     return False
 
 
-_SPACELESS_CHAR = re.compile(f"[{SPACELESS}]")
-
-
 def marked_pattern(key: str, kind: int, spaceless: bool) -> str:
     """The regex of an automaton key over ``marked`` text, the occurrence in group 1.
 
@@ -224,20 +221,18 @@ def marked_pattern(key: str, kind: int, spaceless: bool) -> str:
     words = key.split()
     body = re.escape(words[0])
     for before, after in pairwise(words):
-        script_changes = _is_spaceless(before[-1]) != _is_spaceless(after[0])
+        script_changes = is_spaceless(before[-1]) != is_spaceless(after[0])
         body += (" *" if script_changes else " +") + re.escape(after)
-    if kind == KIND_SUBSTRING:
-        return f"({body})"
+    edge = f"[ {SPACELESS}]"
+    if kind == KIND_SUBSTRING:  # a Latin word at either end is whole (``compile.search_key``)
+        lead = f"(?<={edge})" if key.startswith(" ") else ""
+        trail = f"(?={edge})" if key.endswith(" ") else ""
+        return f"{lead}({body}){trail}"
     if not spaceless:
         return f" ({body})(?= )" if kind == KIND_WORDS else f" ({body}[^ ]*)"
-    edge = f"[ {SPACELESS}]"
     if kind == KIND_WORDS:
         return f"(?<={edge})({body})(?={edge})"
     return f"(?<={edge})({body}[^ {SPACELESS}]*)"
-
-
-def _is_spaceless(char: str) -> bool:
-    return _SPACELESS_CHAR.match(char) is not None
 
 
 @dataclass
