@@ -17,9 +17,9 @@ Folding is the largest cost of rule matching (PITFALLS item 14), so it is built 
   matched and its hits must be explained, and records only the characters whose fold is not
   exactly one character (usually none: the map is then the identity).
 
-Folding is defined per character (except runs of conjoining Hangul jamo, which NFKC composes and
-which are therefore folded as a whole run), so ``fold_map`` can always say which original
-characters produced each folded one.
+Folding is defined per character (except runs with conjoining Hangul jamo or half-width voicing
+marks, which NFKC composes and which are therefore folded as a whole run), so ``fold_map`` can
+always say which original characters produced each folded one.
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ IDENTITY_RANGES = (
 _SEGMENTS = re.compile(
     "([^\x00-\x7f" + "".join(f"{chr(a)}-{chr(b)}" for a, b in IDENTITY_RANGES) + "]+)"
 )
-_JAMO = re.compile(r"[\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]")
+#: Characters NFKC composes with their neighbours: conjoining jamo into Hangul syllables, and
+#: half-width voicing marks into kana (``ｶﾞ`` is ``ガ``). A run holding one folds as a whole.
+_COMPOSING = re.compile(r"[\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff\uff9e\uff9f]")
 #: Scripts written without spaces between words (Han, kana) and Hangul, whose particles attach to
 #: nouns: a term in them matches as a substring (``김정은`` in ``김정은이``), and a change between
 #: one of them and any other word character is a word boundary (``ICBM을``, ``NATO首脳会議``).
@@ -107,7 +109,7 @@ def _lower_ascii(segment: str) -> str:
 
 def _fold_run(run: str) -> str:
     """Fold a run of non-ASCII characters."""
-    if _JAMO.search(run):
+    if _COMPOSING.search(run):
         return _fold_slow(run)
     return run.translate(_TABLE)
 
@@ -117,12 +119,13 @@ def _char_plan(char: str) -> str | bool | None:
 
     ``None``: it folds to itself and has no case (the ``IDENTITY_RANGES``); a string: it folds to
     that lower-case ASCII (a curly quote, a dash, an accented Latin letter, a combining accent);
-    ``False``: it needs the segment path (jamo, or a fold that is not ASCII, e.g. Cyrillic).
+    ``False``: it needs the segment path (jamo, a voicing mark, or a fold that is not ASCII,
+    e.g. Cyrillic).
     """
     code = ord(char)
     if any(low <= code <= high for low, high in IDENTITY_RANGES):
         return None
-    if _JAMO.match(char):
+    if _COMPOSING.match(char):
         return False
     folded = _TABLE[code]
     return folded if folded.isascii() and folded == folded.lower() else False
@@ -203,7 +206,7 @@ def fold_map(text: str) -> tuple[str, list[int], list[int]]:
         if index % 2 == 0:
             starts.extend(range(position, position + len(part)))
             ends.extend(range(position + 1, position + len(part) + 1))
-        elif _JAMO.search(part):
+        elif _COMPOSING.search(part):
             produced = len(_fold_slow(part))
             starts.extend([position] * produced)
             ends.extend([position + len(part)] * produced)
@@ -239,7 +242,7 @@ class OffsetMap:
         if text.isascii():
             return
         chars = non_ascii_chars(text)
-        if any(_JAMO.match(c) for c in chars):
+        if any(_COMPOSING.match(c) for c in chars):
             events = _segment_events(text)
         else:
             events = []
@@ -288,13 +291,13 @@ class OffsetMap:
 
 
 def _segment_events(text: str) -> list[tuple[int, int, int]]:
-    """Events (original start, original length, folded length) of text with jamo, whose runs
-    fold as a whole (NFKC composes them)."""
+    """Events (original start, original length, folded length) of text with ``_COMPOSING``
+    characters, whose runs fold as a whole (NFKC composes them)."""
     events: list[tuple[int, int, int]] = []
     position = 0
     for index, part in enumerate(_SEGMENTS.split(text)):
         if index % 2 == 1:
-            if _JAMO.search(part):
+            if _COMPOSING.search(part):
                 events.append((position, len(part), len(_fold_slow(part))))
             else:
                 for offset, char in enumerate(part):

@@ -29,6 +29,14 @@ def test_case_accents_dashes_and_quotes_fold_alike() -> None:
     assert fold("Straße") == "strasse"
 
 
+def test_half_width_kana_with_voicing_marks_fold_to_full_width_kana() -> None:
+    """``ｶﾞｿﾘﾝ`` (half-width, the mark a separate character) is the word ``ガソリン``."""
+    assert fold("ｶﾞｿﾘﾝ価格") == fold("ガソリン価格") == "ガソリン価格"
+    text = "価格 ｶﾞｿﾘﾝ"
+    start, end = OffsetMap(text).span(3, 7)
+    assert text[start:end] == "ｶﾞｿﾘﾝ"
+
+
 def test_a_change_to_or_from_a_script_without_spaces_separates_words() -> None:
     """Korean particles and Japanese or Chinese text attach to Latin acronyms: ``ICBM을`` holds
     the word ``icbm``, as ``ICBM 을`` would; text in one script stays one run."""
