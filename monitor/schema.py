@@ -123,8 +123,15 @@ def parse_zone(name: str) -> ZoneInfo:
 
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-#: A weekday by its full name or its first three letters, which is how cron writes it (``mon``).
-_WEEKDAY_NAMES = {name: day[:3] for day in _WEEKDAYS for name in (day, day[:3])}
+#: Every spelling of a weekday: its first three letters (how cron writes it, ``mon``) and any
+#: longer start of its name or plural (``tues``, ``thurs``, ``wednes``, ``mondays``), as rule
+#: files have always been allowed to write it. The value is the cron name.
+_WEEKDAY_NAMES = {
+    plural[:size]: day[:3]
+    for day in _WEEKDAYS
+    for plural in (day + "s",)
+    for size in range(3, len(plural) + 1)
+}
 
 Every = Literal["hour", "day", "week"]
 #: Each digest form: how often it goes out, and how many words it has before its optional zone.
@@ -174,7 +181,8 @@ def parse_digest(value: str) -> DigestSchedule:
 def _weekday(name: str) -> str:
     day = _WEEKDAY_NAMES.get(name.lower())
     if day is None:
-        hint = did_you_mean(name.lower(), _WEEKDAY_NAMES) or " (use mon, tue, ... sun)"
+        spellings = [*_WEEKDAYS, *_WEEKDAY_NAMES.values()]  # suggest the usual two, not 'thurs'
+        hint = did_you_mean(name.lower(), spellings) or " (use mon, tue, ... sun)"
         raise ValueError(f"unknown day '{name}'{hint}")
     return day
 

@@ -918,10 +918,58 @@ def test_next_digest_times() -> None:
     assert (sunday.weekday(), sunday.hour, sunday.minute) == (6, 23, 59)
 
 
+OLD_DAY_SPELLINGS = {
+    "Tues": 1,
+    "Thurs": 3,
+    "thur": 3,
+    "mondays": 0,
+    "wednes": 2,
+    "Wednesdays": 2,
+    "sat": 5,
+    "sunday": 6,
+}
+
+
+def test_weekly_digests_with_a_common_day_abbreviation_load_and_go_out_on_that_day(
+    tmp_path: Path,
+) -> None:
+    """Rule files have long written ``weekly Tues 08:00`` or ``weekly mondays 08:00``: a day is
+    any start of its name (or plural) at least three letters long."""
+    digests = "".join(
+        f"  - id: d{n}\n    query: drone\n    digest: weekly {day} 08:00 Asia/Seoul\n"
+        for n, day in enumerate(OLD_DAY_SPELLINGS)
+    )
+    (tmp_path / "d.yaml").write_text("rules:\n" + digests)
+    rules = load_rules(tmp_path / "d.yaml").rules
+    seoul = ZoneInfo("Asia/Seoul")
+    fired = {}
+    for rule in rules:
+        assert rule.digest is not None
+        fire = next_digest(rule.digest, NOW).astimezone(seoul)
+        fired[str(rule.digest).split()[1]] = (fire.weekday(), fire.hour)
+    assert fired == {day: (weekday, 8) for day, weekday in OLD_DAY_SPELLINGS.items()}
+
+
+@pytest.mark.parametrize(
+    ("day", "hint"),
+    [
+        ("mnday", "(did you mean 'monday'?)"),
+        ("tus", "(did you mean 'tue'?)"),
+        ("monxyz", "(did you mean 'monday'?)"),
+        ("mo", "(did you mean 'mon'?)"),
+        ("fortnight", "(use mon, tue, ... sun)"),
+    ],
+)
+def test_a_weekly_digest_on_a_word_that_is_not_a_day_is_refused(day: str, hint: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"unknown day '{day}' {hint}")):
+        parse_digest(f"weekly {day} 08:00")
+
+
 DIGEST_TEXTS = st.builds(
     " ".join,
     st.lists(
         st.sampled_from(["hourly", "daily", "weekly", "mon", "Friday", "fri", "mnday", "UTC"])
+        | st.sampled_from(["Tues", "thurs", "mondays", "sundayss", "wednes", "mo"])
         | st.sampled_from(["Asia/Seoul", "Europe/Berln", "Europe", "8", "8:00am", "24:00"])
         | st.builds("{}:{:02d}".format, st.integers(0, 99), st.integers(0, 99)),
         max_size=4,
