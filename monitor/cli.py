@@ -483,7 +483,7 @@ def backtest(
         window = parse_duration(since)
     except ValueError as exc:
         raise SourceError(f"--since: {exc}") from None
-    ruleset = load_rules(rules or settings.rules_dir)
+    ruleset = _load_rules(rules)
     if rule and rule not in {r.id for r in ruleset.rules}:
         raise SourceError(f"--rule: no rule with id {rule!r}")
     now = datetime.now(UTC)
@@ -518,6 +518,13 @@ def _rules_dir(rules: Path | None) -> Path:
     return rules if rules is not None else _settings().rules_dir
 
 
+def _load_rules(named: Path | None) -> RuleSet:
+    """The rules of a path given on the command line, or of ``rules_dir``. A file given on the
+    command line may refer to the entities of the other files of its directory (an analyst
+    checking or trying one file of ``rules/``); ``rules_dir`` loads as the daemon loads it."""
+    return load_rules(_rules_dir(named), context=named is not None)
+
+
 @app.command()
 def check(
     path: Annotated[
@@ -527,7 +534,7 @@ def check(
     """Validate rules, entities, feeds and channels; print file:line:col: message per problem."""
     target = _rules_dir(path)
     try:
-        ruleset = load_rules(target)
+        ruleset = _load_rules(path)
     except RuleError as exc:
         for problem in exc.problems:
             typer.echo(problem)
@@ -535,17 +542,17 @@ def check(
     delivery = check_channels(ruleset, target)
     if delivery is None:
         raise typer.Exit(1)
-    context = (
-        f"{len(ruleset.entities)} entities, {len(ruleset.feeds.feeds)} feeds, "
-        f"{len(ruleset.channels)} channels"
+    summary = (
+        f"{len(ruleset.rules)} rules, {len(ruleset.entities)} entities, "
+        f"{len(ruleset.feeds.feeds)} feeds, {len(ruleset.channels)} channels"
     )
     if ruleset.named_file is None:
-        summary = f"{len(ruleset.rules)} rules, {context} in {len(ruleset.sources)} files"
-    else:  # say that the file was checked with its directory's entities and feeds
-        summary = (
-            f"{len(ruleset.rules)} rules in {ruleset.named_file}, checked with the "
-            f"{len(ruleset.sources)} files of {ruleset.named_file.parent} ({context})"
-        )
+        summary += f" in {len(ruleset.sources)} files"
+    else:
+        summary += f" in {ruleset.named_file}"
+        if ruleset.context:  # where the entities it did not define may have come from
+            where = ruleset.named_file.parent
+            summary += f", with the entities of {len(ruleset.context)} other files of {where}"
     typer.echo(f"ok: {summary}; {delivery}")
     for note in ruleset.notes:
         typer.echo(note)
@@ -557,7 +564,11 @@ def match(
         list[str], typer.Argument(help="feed files, Article JSON/JSONL files or plain-text files")
     ],
     rules: Annotated[
-        Path | None, typer.Option(help="rules directory or one file of it; default: rules_dir")
+        Path | None,
+        typer.Option(
+            help="rules directory, or one file (with the entities of its directory's other"
+            " files); default: rules_dir"
+        ),
     ] = None,
     feed: Annotated[
         str | None,
@@ -565,7 +576,7 @@ def match(
     ] = None,
 ) -> None:
     """Print one JSON line per (article, rule) match, with its explanation."""
-    ruleset = load_rules(_rules_dir(rules))
+    ruleset = _load_rules(rules)
     feeds = ruleset.feeds.by_name()
     now = datetime.now(UTC)
     out = sys.stdout

@@ -267,10 +267,21 @@ def test_times_of_day_zones_and_zero_durations_are_checked_where_written(tmp_pat
 
 def test_one_file_loads_its_own_rules_with_its_directory_as_context() -> None:
     named = REPO_RULES / "defence-asia.yaml"
-    ruleset = load_rules(named)
-    assert {r.file for r in ruleset.rules} == {str(named)} and len(ruleset.rules) == 11
-    assert "north-korea" in ruleset.entities and ruleset.feeds.feeds
-    assert ruleset.sources[-1] == named and ruleset.named_file == named and not ruleset.notes
+    own = YAML(typ="safe").load(named.read_text(encoding="utf-8"))["rules"]
+    ruleset = load_rules(named, context=True)
+    assert [r.id for r in ruleset.rules] == [rule["id"] for rule in own]
+    assert {r.file for r in ruleset.rules} == {str(named)}
+    assert ruleset.entities.keys() == load_rules(REPO_RULES).entities.keys()
+    assert not ruleset.feeds.feeds and not ruleset.channels
+    assert ruleset.sources == [named] and ruleset.named_file == named and not ruleset.notes
+
+
+def test_one_file_alone_reads_nothing_beside_it(tmp_path: Path) -> None:
+    """Without ``context`` (the daemon's ``MONITOR_RULES_DIR=file``) a file is all there is."""
+    write(tmp_path, "entities.yaml", "entities:\n  nk: {aliases: [DPRK]}\n")
+    named = write(tmp_path, "r.yaml", "rules:\n  - id: r\n    query: '@nk'\n") / "r.yaml"
+    assert problems(named) == [f"{named}:3:13: rule 'r': unknown entity '@nk'"]
+    assert [r.id for r in load_rules(named, context=True).rules] == ["r"]
 
 
 QUERY_LAYOUTS = """\
