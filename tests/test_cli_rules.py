@@ -211,6 +211,60 @@ def test_match_json_that_is_not_article_json_names_the_file_and_line(tmp_path: P
     )
 
 
+LONG_NUMBER = "1" * 5000
+TOO_LONG = (
+    "not Article JSON: invalid JSON: Exceeds the limit (4300 digits) for integer string "
+    "conversion: value has 5000 digits"
+)
+
+
+def test_match_json_python_cannot_read_is_a_clean_error(tmp_path: Path) -> None:
+    """A number of 5000 digits (more than ``int`` converts) or 100,000 nested arrays (deeper
+    than the stack) is an error naming the file and line, not a traceback."""
+    number = tmp_path / "number.json"
+    number.write_text(f'{{"id": {LONG_NUMBER}}}')
+    assert _match_error(str(number)) == f"{number}:1: {TOO_LONG}"
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    assert (
+        _match_error(str(deep))
+        == f"{deep}:1: not Article JSON: invalid JSON: nested too deeply to read"
+    )
+    lines = tmp_path / "a.jsonl"
+    lines.write_text(json.dumps(ARTICLE) + "\n" + f'{{"id": {LONG_NUMBER}}}\n')
+    assert _match_error(str(lines)) == f"{lines}:2: {TOO_LONG}"
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text(f'{{\n  "id": {LONG_NUMBER}\n}}\n')  # the reader says not where
+    assert _match_error(str(pretty)) == f"{pretty}: {TOO_LONG}"
+
+
+@pytest.mark.parametrize("text", [f'{{"id": {LONG_NUMBER}}}', "[" * 100_000, f"[{LONG_NUMBER}]"])
+def test_match_sniffs_json_python_cannot_read_as_plain_text(tmp_path: Path, text: str) -> None:
+    """Without a JSON extension, what does not read as JSON is a story (as any non-JSON is)."""
+    story = tmp_path / "story"
+    story.write_text(text + "\nNorth Korea fires ICBM\n")
+    rows = _matches(str(story))
+    assert {r["article_id"] for r in rows if r["rule"] == "nk-missile-critical"} == {
+        f"file:{story}"
+    }
+
+
+def test_match_a_json_feed_inside_an_array_is_named_as_such(tmp_path: Path) -> None:
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "T",
+        "items": [{"id": "g1", "url": "https://e.org/1", "title": "North Korea fires ICBM"}],
+    }
+    wrapped = tmp_path / "feed.json"
+    wrapped.write_text(json.dumps([feed], indent=2))
+    assert _match_error(str(wrapped)) == (
+        f"{wrapped}: item 1: not Article JSON: a JSON Feed, which is read only as a whole file"
+        " (not as an item of an array or a line of JSON Lines)"
+    )
+    wrapped.write_text(json.dumps(feed, indent=2))
+    assert [r["rule"] for r in _matches(str(wrapped))].count("nk-missile-critical") == 1
+
+
 def test_match_valid_json_that_is_no_article_is_an_error_whatever_the_name(
     tmp_path: Path,
 ) -> None:
