@@ -118,8 +118,39 @@ def parse_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory, e.g. "Europe"
-        hint = did_you_mean(name, available_timezones()) or " (use an IANA name like Asia/Seoul)"
-        raise ValueError(f"unknown time zone '{name}'{hint}") from None
+        raise ValueError(f"unknown time zone '{name}'{_zone_hint(name)}") from None
+
+
+#: Abbreviations people write for a zone that has one obvious IANA name. Most abbreviations
+#: are ambiguous (IST: India, Ireland or Israel; CST: China or the US) and get no guess.
+_ZONE_ABBREVIATIONS = {
+    "kst": "Asia/Seoul",
+    "jst": "Asia/Tokyo",
+    "hkt": "Asia/Hong_Kong",
+    "sgt": "Asia/Singapore",
+    "msk": "Europe/Moscow",
+    "z": "UTC",
+}
+_OFFSET_ZONE = re.compile(r"^(?:GMT|UTC)([+-])(\d{1,2})(?::?00)?$", re.IGNORECASE)
+
+
+def _zone_hint(name: str) -> str:
+    """What to write instead of an unknown zone: the same name in its right case (``utc``),
+    the IANA name of an unambiguous abbreviation (``KST``), the ``Etc/`` name of an offset
+    (``GMT+9``, whose sign POSIX inverts), else the nearest IANA name of a place (a name with
+    a '/': ``MST`` is no useful guess for ``KST``)."""
+    zones = available_timezones()
+    by_case = {zone.lower(): zone for zone in zones}
+    if (same := by_case.get(name.lower())) or (same := _ZONE_ABBREVIATIONS.get(name.lower())):
+        return f" (did you mean '{same}'?)"
+    if (m := _OFFSET_ZONE.match(name)) and (hours := int(m.group(2))) > 0:
+        ahead = m.group(1) == "+"
+        etc, side = f"Etc/GMT{'-' if ahead else '+'}{hours}", "ahead of" if ahead else "behind"
+        if etc not in zones:
+            return f" (no time zone is {hours} hours {side} UTC)"
+        return f" (for {hours} hours {side} UTC write '{etc}': Etc/GMT names invert the sign)"
+    places = [zone for zone in zones if "/" in zone] + ["UTC"]
+    return did_you_mean(name, places) or " (use an IANA name like Asia/Seoul)"
 
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
