@@ -386,3 +386,26 @@ def test_an_unquoted_entity_reference_gets_a_quoting_hint(tmp_path: Path) -> Non
         "'@nk AND x')",
         f"{tmp_path / 'b.yaml'}:3:11: {reason} (a value starting with @ must be quoted: '@nk')",
     ]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_a_line_separator_inside_a_line_does_not_move_later_positions(
+    tmp_path: Path, separator: str
+) -> None:
+    """YAML breaks lines at LF and CR only: a U+2028 (LINE SEPARATOR) or U+0085 (NEXT LINE)
+    pasted into a description is text, and the problem below it is still at its own line."""
+    write(
+        tmp_path,
+        "r.yaml",
+        "entities:\n  nk: {aliases: [DPRK]}\nrules:\n  - id: r\n"
+        f"    description: first{separator}second{separator}third\n"
+        "    query: 'drone AND @nkk'\n",
+    )
+    assert problems(tmp_path) == [
+        f"{tmp_path / 'r.yaml'}:6:23: rule 'r': unknown entity '@nkk' (did you mean '@nk'?)"
+    ]
+
+
+def test_a_byte_order_mark_does_not_move_positions_on_the_first_line(tmp_path: Path) -> None:
+    write(tmp_path, "r.yaml", "\ufeffrules: [{id: r, query: 'drone AND @nkk'}]\n")
+    assert problems(tmp_path) == [f"{tmp_path / 'r.yaml'}:1:35: rule 'r': unknown entity '@nkk'"]

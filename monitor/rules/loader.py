@@ -124,6 +124,14 @@ class _Doc:
         return _Problem(Position(self.name, line + 1, col + 1), message)
 
 
+def _source_lines(text: str) -> list[str]:
+    """The lines of a YAML text as ruamel numbers them, to turn its (line, column) marks into
+    text: it breaks lines at LF, CRLF and a lone CR only (``str.splitlines`` also breaks at
+    U+2028, U+0085 and others, and every position after one would be a line off), and does
+    not count a leading byte order mark as a column."""
+    return re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff"))
+
+
 def _node_position(node: Any) -> tuple[int, int]:
     lc = getattr(node, "lc", None)
     return (lc.line, lc.col) if lc is not None and lc.line is not None else (0, 0)
@@ -225,7 +233,7 @@ class _Loader:
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             reason = exc.problem or exc.context or "invalid YAML"
             if mark and "cannot start any token" in reason:
-                reason += _quote_hint(text.splitlines(), mark.line, mark.column)
+                reason += _quote_hint(_source_lines(text), mark.line, mark.column)
             self.problems.append(_Problem(Position(name, line, col), f"invalid YAML: {reason}"))
             return None
         except RecursionError:
@@ -236,7 +244,7 @@ class _Loader:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self.problems.append(_Problem(Position(name, 1, 1), f"invalid YAML: {reason}"))
             return None
-        return _Doc(name, root, text.splitlines())
+        return _Doc(name, root, _source_lines(text))
 
     def validate(
         self, doc: _Doc, model: type[BaseModel], data: Any, path: PathKey, what: str
