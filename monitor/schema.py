@@ -154,12 +154,14 @@ def _zone_hint(name: str) -> str:
 
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+#: A weekday as cron writes it, and as a ``DigestSchedule`` carries it.
+_CRON_DAYS = tuple(day[:3] for day in _WEEKDAYS)
 #: Every spelling of a weekday: its first three letters (how cron writes it, ``mon``) and any
 #: longer start of its name or plural (``tues``, ``thurs``, ``wednes``, ``mondays``), as rule
 #: files have always been allowed to write it. The value is the cron name.
 _WEEKDAY_NAMES = {
-    plural[:size]: day[:3]
-    for day in _WEEKDAYS
+    plural[:size]: cron
+    for day, cron in zip(_WEEKDAYS, _CRON_DAYS, strict=True)
     for plural in (day + "s",)
     for size in range(3, len(plural) + 1)
 }
@@ -185,14 +187,25 @@ class DigestSchedule:
     zone: ZoneInfo
     day: str | None = None
 
+    def __post_init__(self) -> None:
+        """A weekly schedule without its day would be a daily cron trigger, and a day on any
+        other would be ignored: refuse both where the schedule is made."""
+        weekly = self.every == "week"
+        if weekly != (self.day is not None) or (weekly and self.day not in _CRON_DAYS):
+            days = ", ".join(_CRON_DAYS)
+            raise ValueError(
+                f"digest '{self.text}': a weekly digest needs a day ({days}), no other one has"
+                f" one (every={self.every!r}, day={self.day!r})"
+            )
+
     def __str__(self) -> str:
         return self.text
 
 
-def parse_digest(value: str) -> DigestSchedule:
+def parse_digest(value: object) -> DigestSchedule:
     """Read ``hourly``, ``daily HH:MM`` or ``weekly DAY HH:MM``, each optionally followed by
-    an IANA time zone (UTC when absent)."""
-    words = value.split()
+    an IANA time zone (UTC when absent). Anything but such a string is refused likewise."""
+    words = value.split() if isinstance(value, str) else []
     every, size = _DIGEST_FORMS.get(words[0].lower() if words else "", ("hour", 0))
     zone_name = words[size] if size and len(words) == size + 1 else None
     if not size or len(words) not in (size, size + 1) or ":" in (zone_name or ""):
@@ -206,13 +219,13 @@ def parse_digest(value: str) -> DigestSchedule:
         zone = parse_zone(zone_name) if zone_name else ZoneInfo("UTC")
     except ValueError as exc:
         raise ValueError(f"invalid digest '{value}': {exc}") from None
-    return DigestSchedule(value, every, at, zone, day)
+    return DigestSchedule(str(value), every, at, zone, day)
 
 
 def _weekday(name: str) -> str:
     day = _WEEKDAY_NAMES.get(name.lower())
     if day is None:
-        spellings = [*_WEEKDAYS, *_WEEKDAY_NAMES.values()]  # suggest the usual two, not 'thurs'
+        spellings = [*_WEEKDAYS, *_CRON_DAYS]  # suggest the usual two spellings, not 'thurs'
         hint = did_you_mean(name.lower(), spellings) or " (use mon, tue, ... sun)"
         raise ValueError(f"unknown day '{name}'{hint}")
     return day

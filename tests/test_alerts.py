@@ -61,12 +61,12 @@ from monitor.alerts import (
 from monitor.cli import app
 from monitor.daemon import policies_of
 from monitor.dedupe import identity_keys
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, RuleError
 from monitor.fetch import Fetcher, FetchLimits
 from monitor.parse import story_fingerprint
 from monitor.pipeline import PollContext, PollReport, poll_feed
 from monitor.rules import FeedConfig, RuleSet, load_rules
-from monitor.schema import Article, parse_digest
+from monitor.schema import Article, DigestSchedule, Every, parse_digest
 from monitor.store import (
     SCHEMA_VERSION,
     Delivery,
@@ -963,6 +963,27 @@ def test_weekly_digests_with_a_common_day_abbreviation_load_and_go_out_on_that_d
 def test_a_weekly_digest_on_a_word_that_is_not_a_day_is_refused(day: str, hint: str) -> None:
     with pytest.raises(ValueError, match=re.escape(f"unknown day '{day}' {hint}")):
         parse_digest(f"weekly {day} 08:00")
+
+
+@pytest.mark.parametrize(
+    ("every", "day"), [("week", None), ("week", "monday"), ("day", "mon"), ("hour", "fri")]
+)
+def test_a_digest_schedule_with_a_day_it_cannot_use_is_refused(every: Every, day: str) -> None:
+    """A weekly schedule without a day made a daily cron trigger; a day elsewhere is ignored."""
+    with pytest.raises(ValueError, match="a weekly digest needs a day"):
+        DigestSchedule("x", every, time(8, 0), ZoneInfo("UTC"), day)
+    weekly = DigestSchedule("x", "week", time(8, 0), ZoneInfo("UTC"), "tue")
+    assert next_digest(weekly, NOW).weekday() == 1
+
+
+def test_a_digest_that_is_not_text_is_refused_like_any_other(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text("rules:\n  - id: r\n    query: x\n    digest: 8\n")
+    with pytest.raises(RuleError) as info:
+        load_rules(tmp_path)
+    assert info.value.problems == [
+        f"{tmp_path / 'r.yaml'}:4:13: rule 'r': digest: invalid digest '8': write 'hourly', "
+        "'daily 08:00' or 'weekly mon 08:00' (optionally a zone, e.g. 'daily 08:00 Asia/Seoul')"
+    ]
 
 
 DIGEST_TEXTS = st.builds(
