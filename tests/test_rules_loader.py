@@ -353,11 +353,31 @@ def test_each_character_of_a_scalar_maps_to_where_it_is_written(text: str, style
         assume(False)
     assume(node["query"] == text)
     lines = source.splitlines()
-    positions = value_positions(lines, node.lc.value("query"), text)
+    start = node.lc.value("query")
+    positions = value_positions(lines, start, text)
     assert positions is not None, source
     placed = [(pos, ch) for ch, pos in zip(text, positions, strict=True) if ch not in " \n\t"]
     assert [pos for pos, _ in placed] == sorted({pos for pos, _ in placed})
-    assert all(lines[line][col] in (ch, "\\", "'") for (line, col), ch in placed), source
+    opening = lines[start[0]][start[1]]  # a quote, a block indicator or the first character
+    assert all(written_at(lines[line], col, opening) == ch for (line, col), ch in placed), source
+
+
+#: How many characters follow the backslash in a YAML escape (``\x41``, ``\u00e9``, ...).
+ESCAPE_DIGITS = {"x": 2, "u": 4, "U": 8}
+
+
+def written_at(line: str, col: int, opening: str) -> str:
+    """The character the source at ``col`` stands for, in a scalar that opens with ``opening``:
+    itself, or (in a double-quoted scalar) the escape that starts there, as YAML reads it. A
+    quote in a single-quoted scalar is written ``''`` and maps to the first of the two."""
+    if line[col] == "'" and opening == "'":
+        return "'" if line[col + 1 : col + 2] == "'" else "(the closing quote)"
+    if line[col] != "\\" or opening != '"':
+        return line[col]
+    escape = line[col : col + 2 + ESCAPE_DIGITS.get(line[col + 1 : col + 2], 0)]
+    value = YAML(typ="safe").load(f'"{escape}"')
+    assert isinstance(value, str)
+    return value
 
 
 def test_a_misspelt_structured_key_hides_no_other_problem(tmp_path: Path) -> None:
