@@ -14,6 +14,7 @@ import queue
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TextIO
@@ -483,7 +484,7 @@ def backtest(
         window = parse_duration(since)
     except ValueError as exc:
         raise SourceError(f"--since: {exc}") from None
-    ruleset = load_rules(rules or settings.rules_dir)
+    ruleset = _load_rules(rules)
     if rule and rule not in {r.id for r in ruleset.rules}:
         raise SourceError(f"--rule: no rule with id {rule!r}")
     now = datetime.now(UTC)
@@ -518,6 +519,13 @@ def _rules_dir(rules: Path | None) -> Path:
     return rules if rules is not None else _settings().rules_dir
 
 
+def _load_rules(named: Path | None) -> RuleSet:
+    """The rules of a path given on the command line, or of ``rules_dir``. A file given on the
+    command line may refer to the entities of the other files of its directory (an analyst
+    checking or trying one file of ``rules/``); ``rules_dir`` loads as the daemon loads it."""
+    return load_rules(_rules_dir(named), context=named is not None)
+
+
 @app.command()
 def check(
     path: Annotated[
@@ -527,7 +535,7 @@ def check(
     """Validate rules, entities, feeds and channels; print file:line:col: message per problem."""
     target = _rules_dir(path)
     try:
-        ruleset = load_rules(target)
+        ruleset = _load_rules(path)
     except RuleError as exc:
         for problem in exc.problems:
             typer.echo(problem)
@@ -535,17 +543,17 @@ def check(
     delivery = check_channels(ruleset, target)
     if delivery is None:
         raise typer.Exit(1)
-    context = (
-        f"{len(ruleset.entities)} entities, {len(ruleset.feeds.feeds)} feeds, "
-        f"{len(ruleset.channels)} channels"
+    summary = (
+        f"{len(ruleset.rules)} rules, {len(ruleset.entities)} entities, "
+        f"{len(ruleset.feeds.feeds)} feeds, {len(ruleset.channels)} channels"
     )
     if ruleset.named_file is None:
-        summary = f"{len(ruleset.rules)} rules, {context} in {len(ruleset.sources)} files"
-    else:  # say that the file was checked with its directory's entities and feeds
-        summary = (
-            f"{len(ruleset.rules)} rules in {ruleset.named_file}, checked with the "
-            f"{len(ruleset.sources)} files of {ruleset.named_file.parent} ({context})"
-        )
+        summary += f" in {len(ruleset.sources)} files"
+    else:
+        summary += f" in {ruleset.named_file}"
+        if ruleset.context:  # where the entities it did not define may have come from
+            where = ruleset.named_file.parent
+            summary += f", with the entities of {len(ruleset.context)} other files of {where}"
     typer.echo(f"ok: {summary}; {delivery}")
     for note in ruleset.notes:
         typer.echo(note)
@@ -557,7 +565,11 @@ def match(
         list[str], typer.Argument(help="feed files, Article JSON/JSONL files or plain-text files")
     ],
     rules: Annotated[
-        Path | None, typer.Option(help="rules directory or one file of it; default: rules_dir")
+        Path | None,
+        typer.Option(
+            help="rules directory, or one file (with the entities of its directory's other"
+            " files); default: rules_dir"
+        ),
     ] = None,
     feed: Annotated[
         str | None,
@@ -565,7 +577,7 @@ def match(
     ] = None,
 ) -> None:
     """Print one JSON line per (article, rule) match, with its explanation."""
-    ruleset = load_rules(_rules_dir(rules))
+    ruleset = _load_rules(rules)
     feeds = ruleset.feeds.by_name()
     now = datetime.now(UTC)
     out = sys.stdout
@@ -645,52 +657,95 @@ def _text_article(data: bytes, source: str, now: datetime) -> Article:
 
 
 def _articles_from_json(
-    values: list[tuple[str, Any]], data: bytes, source: str, now: datetime
+    values: _JsonValues, data: bytes, source: str, now: datetime
 ) -> list[Article]:
-    """Articles from JSON values (a JSON Feed document is read as the feed it is)."""
-    if len(values) == 1 and _is_json_feed(values[0][1]):
+    """Articles from JSON values; a file that is one JSON Feed object is read as that feed."""
+    if values.whole is not None and _is_json_feed(values.whole):
         return feed_articles(source, parse_source_feed(data, source, now))
-    return [_article_from_json(where, value) for where, value in values]
+    return [_article_from_json(where, value) for where, value in values.items]
 
 
 def _is_json_feed(value: Any) -> bool:
     return isinstance(value, dict) and "jsonfeed.org" in str(value.get("version", ""))
 
 
-def _json_values(data: bytes, source: str) -> list[tuple[str, Any]]:
-    """The values of one JSON document (an array: its items) or of JSON Lines, each with where
-    it is for messages; a SourceError naming the file, line and column when it is neither."""
+@dataclass(frozen=True)
+class _JsonValues:
+    """The values of a JSON source, each with where it is for messages."""
+
+    items: list[tuple[str, Any]]
+    #: the file's one JSON value when it is neither an array nor JSON Lines: only such a file
+    #: can be a JSON Feed document (the feed parser reads the whole file)
+    whole: Any = None
+
+
+class _Unreadable(ValueError):
+    """JSON that Python's reader refuses without a position: a number of more digits than
+    ``int`` converts (ValueError), nesting deeper than the stack (RecursionError)."""
+
+
+def _loads(text: str) -> Any:
+    """``json.loads``; its refusals without a position become ``_Unreadable``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) ...; use sys.set_int_..."
+        raise _Unreadable(str(exc).split(";")[0]) from None
+    except RecursionError:
+        raise _Unreadable("nested too deeply to read") from None
+
+
+def _json_values(data: bytes, source: str) -> _JsonValues:
+    """The values of one JSON document (an array: its items) or of JSON Lines; a SourceError
+    naming the file and line (and column, when the reader gives one) when it is neither."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SourceError(f"{source}: not Article JSON: not UTF-8 at byte {exc.start}") from None
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as whole:
-        return _json_lines(text, source, whole)
+        document = _loads(text)
+    except ValueError as whole:
+        return _JsonValues(_json_lines(text, source, whole))
     if isinstance(document, list):
-        return [(f"{source}: item {n}", item) for n, item in enumerate(document, 1)]
-    return [(source, document)]
+        return _JsonValues([(f"{source}: item {n}", item) for n, item in enumerate(document, 1)])
+    return _JsonValues([(source, document)], whole=document)
 
 
-def _json_lines(text: str, source: str, whole: json.JSONDecodeError) -> list[tuple[str, Any]]:
+def _json_lines(text: str, source: str, whole: ValueError) -> list[tuple[str, Any]]:
     """JSON Lines, one value a line. When even the first line is no JSON value, the text was
-    meant as one document, and the document's own error (line and column) is the one to show."""
+    meant as one document, and the document's own error is the one to show (its line and
+    column; no line when the reader gave none and the first line is not where it failed)."""
     values: list[tuple[str, Any]] = []
     for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
-            values.append((f"{source}:{number}", json.loads(line)))
-        except json.JSONDecodeError as exc:
-            at, error = (number, exc) if values else (whole.lineno, whole)
-            raise SourceError(
-                f"{source}:{at}:{error.colno}: not Article JSON: invalid JSON: {error.msg}"
-            ) from None
+            values.append((f"{source}:{number}", _loads(line)))
+        except ValueError as exc:
+            if values or isinstance(exc, _Unreadable):
+                raise SourceError(_json_problem(source, exc, number)) from None
+            raise SourceError(_json_problem(source, whole, None)) from None
     return values
 
 
+def _json_problem(source: str, error: ValueError, line: int | None) -> str:
+    """``source:line:col: not Article JSON: invalid JSON: why``, the line being ``line`` (of
+    a JSON Lines file) or the reader's; an error the reader gives no position for has only
+    ``line``, if any."""
+    if isinstance(error, json.JSONDecodeError):
+        where, why = f"{source}:{line or error.lineno}:{error.colno}", error.msg
+    else:
+        where, why = f"{source}:{line}" if line else source, str(error)
+    return f"{where}: not Article JSON: invalid JSON: {why}"
+
+
 def _article_from_json(where: str, value: Any) -> Article:
+    if _is_json_feed(value):
+        raise SourceError(
+            f"{where}: not Article JSON: a JSON Feed, which is read only as a whole file"
+            " (not as an item of an array or a line of JSON Lines)"
+        )
     try:
         return Article.model_validate(value)
     except ValidationError as exc:

@@ -118,13 +118,53 @@ def parse_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory, e.g. "Europe"
-        hint = did_you_mean(name, available_timezones()) or " (use an IANA name like Asia/Seoul)"
-        raise ValueError(f"unknown time zone '{name}'{hint}") from None
+        raise ValueError(f"unknown time zone '{name}'{_zone_hint(name)}") from None
+
+
+#: Abbreviations people write for a zone that has one obvious IANA name. Most abbreviations
+#: are ambiguous (IST: India, Ireland or Israel; CST: China or the US) and get no guess.
+_ZONE_ABBREVIATIONS = {
+    "kst": "Asia/Seoul",
+    "jst": "Asia/Tokyo",
+    "hkt": "Asia/Hong_Kong",
+    "sgt": "Asia/Singapore",
+    "msk": "Europe/Moscow",
+    "z": "UTC",
+}
+_OFFSET_ZONE = re.compile(r"^(?:GMT|UTC)([+-])(\d{1,2})(?::?00)?$", re.IGNORECASE)
+
+
+def _zone_hint(name: str) -> str:
+    """What to write instead of an unknown zone: the same name in its right case (``utc``),
+    the IANA name of an unambiguous abbreviation (``KST``), the ``Etc/`` name of an offset
+    (``GMT+9``, whose sign POSIX inverts), else the nearest IANA name of a place (a name with
+    a '/': ``MST`` is no useful guess for ``KST``)."""
+    zones = available_timezones()
+    by_case = {zone.lower(): zone for zone in zones}
+    if (same := by_case.get(name.lower())) or (same := _ZONE_ABBREVIATIONS.get(name.lower())):
+        return f" (did you mean '{same}'?)"
+    if (m := _OFFSET_ZONE.match(name)) and (hours := int(m.group(2))) > 0:
+        ahead = m.group(1) == "+"
+        etc, side = f"Etc/GMT{'-' if ahead else '+'}{hours}", "ahead of" if ahead else "behind"
+        if etc not in zones:
+            return f" (no time zone is {hours} hours {side} UTC)"
+        return f" (for {hours} hours {side} UTC write '{etc}': Etc/GMT names invert the sign)"
+    places = [zone for zone in zones if "/" in zone] + ["UTC"]
+    return did_you_mean(name, places) or " (use an IANA name like Asia/Seoul)"
 
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-#: A weekday by its full name or its first three letters, which is how cron writes it (``mon``).
-_WEEKDAY_NAMES = {name: day[:3] for day in _WEEKDAYS for name in (day, day[:3])}
+#: A weekday as cron writes it, and as a ``DigestSchedule`` carries it.
+_CRON_DAYS = tuple(day[:3] for day in _WEEKDAYS)
+#: Every spelling of a weekday: its first three letters (how cron writes it, ``mon``) and any
+#: longer start of its name or plural (``tues``, ``thurs``, ``wednes``, ``mondays``), as rule
+#: files have always been allowed to write it. The value is the cron name.
+_WEEKDAY_NAMES = {
+    plural[:size]: cron
+    for day, cron in zip(_WEEKDAYS, _CRON_DAYS, strict=True)
+    for plural in (day + "s",)
+    for size in range(3, len(plural) + 1)
+}
 
 Every = Literal["hour", "day", "week"]
 #: Each digest form: how often it goes out, and how many words it has before its optional zone.
@@ -147,14 +187,25 @@ class DigestSchedule:
     zone: ZoneInfo
     day: str | None = None
 
+    def __post_init__(self) -> None:
+        """A weekly schedule without its day would be a daily cron trigger, and a day on any
+        other would be ignored: refuse both where the schedule is made."""
+        weekly = self.every == "week"
+        if weekly != (self.day is not None) or (weekly and self.day not in _CRON_DAYS):
+            days = ", ".join(_CRON_DAYS)
+            raise ValueError(
+                f"digest '{self.text}': a weekly digest needs a day ({days}), no other one has"
+                f" one (every={self.every!r}, day={self.day!r})"
+            )
+
     def __str__(self) -> str:
         return self.text
 
 
-def parse_digest(value: str) -> DigestSchedule:
+def parse_digest(value: object) -> DigestSchedule:
     """Read ``hourly``, ``daily HH:MM`` or ``weekly DAY HH:MM``, each optionally followed by
-    an IANA time zone (UTC when absent)."""
-    words = value.split()
+    an IANA time zone (UTC when absent). Anything but such a string is refused likewise."""
+    words = value.split() if isinstance(value, str) else []
     every, size = _DIGEST_FORMS.get(words[0].lower() if words else "", ("hour", 0))
     zone_name = words[size] if size and len(words) == size + 1 else None
     if not size or len(words) not in (size, size + 1) or ":" in (zone_name or ""):
@@ -168,13 +219,14 @@ def parse_digest(value: str) -> DigestSchedule:
         zone = parse_zone(zone_name) if zone_name else ZoneInfo("UTC")
     except ValueError as exc:
         raise ValueError(f"invalid digest '{value}': {exc}") from None
-    return DigestSchedule(value, every, at, zone, day)
+    return DigestSchedule(str(value), every, at, zone, day)
 
 
 def _weekday(name: str) -> str:
     day = _WEEKDAY_NAMES.get(name.lower())
     if day is None:
-        hint = did_you_mean(name.lower(), _WEEKDAY_NAMES) or " (use mon, tue, ... sun)"
+        spellings = [*_WEEKDAYS, *_CRON_DAYS]  # suggest the usual two spellings, not 'thurs'
+        hint = did_you_mean(name.lower(), spellings) or " (use mon, tue, ... sun)"
         raise ValueError(f"unknown day '{name}'{hint}")
     return day
 

@@ -61,12 +61,12 @@ from monitor.alerts import (
 from monitor.cli import app
 from monitor.daemon import policies_of
 from monitor.dedupe import identity_keys
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, RuleError
 from monitor.fetch import Fetcher, FetchLimits
 from monitor.parse import story_fingerprint
 from monitor.pipeline import PollContext, PollReport, poll_feed
 from monitor.rules import FeedConfig, RuleSet, load_rules
-from monitor.schema import Article, parse_digest
+from monitor.schema import Article, DigestSchedule, Every, parse_digest
 from monitor.store import (
     SCHEMA_VERSION,
     Delivery,
@@ -918,10 +918,79 @@ def test_next_digest_times() -> None:
     assert (sunday.weekday(), sunday.hour, sunday.minute) == (6, 23, 59)
 
 
+OLD_DAY_SPELLINGS = {
+    "Tues": 1,
+    "Thurs": 3,
+    "thur": 3,
+    "mondays": 0,
+    "wednes": 2,
+    "Wednesdays": 2,
+    "sat": 5,
+    "sunday": 6,
+}
+
+
+def test_weekly_digests_with_a_common_day_abbreviation_load_and_go_out_on_that_day(
+    tmp_path: Path,
+) -> None:
+    """Rule files have long written ``weekly Tues 08:00`` or ``weekly mondays 08:00``: a day is
+    any start of its name (or plural) at least three letters long."""
+    digests = "".join(
+        f"  - id: d{n}\n    query: drone\n    digest: weekly {day} 08:00 Asia/Seoul\n"
+        for n, day in enumerate(OLD_DAY_SPELLINGS)
+    )
+    (tmp_path / "d.yaml").write_text("rules:\n" + digests)
+    rules = load_rules(tmp_path / "d.yaml").rules
+    seoul = ZoneInfo("Asia/Seoul")
+    fired = {}
+    for rule in rules:
+        assert rule.digest is not None
+        fire = next_digest(rule.digest, NOW).astimezone(seoul)
+        fired[str(rule.digest).split()[1]] = (fire.weekday(), fire.hour)
+    assert fired == {day: (weekday, 8) for day, weekday in OLD_DAY_SPELLINGS.items()}
+
+
+@pytest.mark.parametrize(
+    ("day", "hint"),
+    [
+        ("mnday", "(did you mean 'monday'?)"),
+        ("tus", "(did you mean 'tue'?)"),
+        ("monxyz", "(did you mean 'monday'?)"),
+        ("mo", "(did you mean 'mon'?)"),
+        ("fortnight", "(use mon, tue, ... sun)"),
+    ],
+)
+def test_a_weekly_digest_on_a_word_that_is_not_a_day_is_refused(day: str, hint: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"unknown day '{day}' {hint}")):
+        parse_digest(f"weekly {day} 08:00")
+
+
+@pytest.mark.parametrize(
+    ("every", "day"), [("week", None), ("week", "monday"), ("day", "mon"), ("hour", "fri")]
+)
+def test_a_digest_schedule_with_a_day_it_cannot_use_is_refused(every: Every, day: str) -> None:
+    """A weekly schedule without a day made a daily cron trigger; a day elsewhere is ignored."""
+    with pytest.raises(ValueError, match="a weekly digest needs a day"):
+        DigestSchedule("x", every, time(8, 0), ZoneInfo("UTC"), day)
+    weekly = DigestSchedule("x", "week", time(8, 0), ZoneInfo("UTC"), "tue")
+    assert next_digest(weekly, NOW).weekday() == 1
+
+
+def test_a_digest_that_is_not_text_is_refused_like_any_other(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text("rules:\n  - id: r\n    query: x\n    digest: 8\n")
+    with pytest.raises(RuleError) as info:
+        load_rules(tmp_path)
+    assert info.value.problems == [
+        f"{tmp_path / 'r.yaml'}:4:13: rule 'r': digest: invalid digest '8': write 'hourly', "
+        "'daily 08:00' or 'weekly mon 08:00' (optionally a zone, e.g. 'daily 08:00 Asia/Seoul')"
+    ]
+
+
 DIGEST_TEXTS = st.builds(
     " ".join,
     st.lists(
         st.sampled_from(["hourly", "daily", "weekly", "mon", "Friday", "fri", "mnday", "UTC"])
+        | st.sampled_from(["Tues", "thurs", "mondays", "sundayss", "wednes", "mo"])
         | st.sampled_from(["Asia/Seoul", "Europe/Berln", "Europe", "8", "8:00am", "24:00"])
         | st.builds("{}:{:02d}".format, st.integers(0, 99), st.integers(0, 99)),
         max_size=4,

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from monitor.cli import app
+from monitor.rules import load_rules
 
 ROOT = Path(__file__).parent.parent
 RULES = ROOT / "rules"
@@ -209,6 +211,60 @@ def test_match_json_that_is_not_article_json_names_the_file_and_line(tmp_path: P
     )
 
 
+LONG_NUMBER = "1" * 5000
+TOO_LONG = (
+    "not Article JSON: invalid JSON: Exceeds the limit (4300 digits) for integer string "
+    "conversion: value has 5000 digits"
+)
+
+
+def test_match_json_python_cannot_read_is_a_clean_error(tmp_path: Path) -> None:
+    """A number of 5000 digits (more than ``int`` converts) or 100,000 nested arrays (deeper
+    than the stack) is an error naming the file and line, not a traceback."""
+    number = tmp_path / "number.json"
+    number.write_text(f'{{"id": {LONG_NUMBER}}}')
+    assert _match_error(str(number)) == f"{number}:1: {TOO_LONG}"
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    assert (
+        _match_error(str(deep))
+        == f"{deep}:1: not Article JSON: invalid JSON: nested too deeply to read"
+    )
+    lines = tmp_path / "a.jsonl"
+    lines.write_text(json.dumps(ARTICLE) + "\n" + f'{{"id": {LONG_NUMBER}}}\n')
+    assert _match_error(str(lines)) == f"{lines}:2: {TOO_LONG}"
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text(f'{{\n  "id": {LONG_NUMBER}\n}}\n')  # the reader says not where
+    assert _match_error(str(pretty)) == f"{pretty}: {TOO_LONG}"
+
+
+@pytest.mark.parametrize("text", [f'{{"id": {LONG_NUMBER}}}', "[" * 100_000, f"[{LONG_NUMBER}]"])
+def test_match_sniffs_json_python_cannot_read_as_plain_text(tmp_path: Path, text: str) -> None:
+    """Without a JSON extension, what does not read as JSON is a story (as any non-JSON is)."""
+    story = tmp_path / "story"
+    story.write_text(text + "\nNorth Korea fires ICBM\n")
+    rows = _matches(str(story))
+    assert {r["article_id"] for r in rows if r["rule"] == "nk-missile-critical"} == {
+        f"file:{story}"
+    }
+
+
+def test_match_a_json_feed_inside_an_array_is_named_as_such(tmp_path: Path) -> None:
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "T",
+        "items": [{"id": "g1", "url": "https://e.org/1", "title": "North Korea fires ICBM"}],
+    }
+    wrapped = tmp_path / "feed.json"
+    wrapped.write_text(json.dumps([feed], indent=2))
+    assert _match_error(str(wrapped)) == (
+        f"{wrapped}: item 1: not Article JSON: a JSON Feed, which is read only as a whole file"
+        " (not as an item of an array or a line of JSON Lines)"
+    )
+    wrapped.write_text(json.dumps(feed, indent=2))
+    assert [r["rule"] for r in _matches(str(wrapped))].count("nk-missile-critical") == 1
+
+
 def test_match_valid_json_that_is_no_article_is_an_error_whatever_the_name(
     tmp_path: Path,
 ) -> None:
@@ -263,33 +319,84 @@ def test_check_refuses_a_digest_the_dispatcher_could_not_schedule(tmp_path: Path
     )
 
 
-def test_check_one_file_uses_the_entities_and_feeds_of_its_directory() -> None:
-    result = runner.invoke(app, ["check", str(RULES / "defence-asia.yaml")])
+def rule_files_beside(named: Path) -> list[Path]:
+    """The files whose entities a file checked alone may use: the other rule files beside it."""
+    beside = [*named.parent.glob("*.yaml"), *named.parent.glob("*.yml")]
+    return [p for p in beside if p != named and p.stem not in ("feeds", "channels")]
+
+
+def assert_checks_alone(named: Path, rules: int, entities: int) -> None:
+    """``monitor check FILE`` passes with ``rules`` rules, ``entities`` entities, no feed and no
+    channel: those of the files beside it are not its own."""
+    result = runner.invoke(app, ["check", str(named)])
     assert result.exit_code == 0, result.output
     assert result.output.startswith(
-        f"ok: 11 rules in {RULES / 'defence-asia.yaml'}, checked with the 4 files of {RULES} ("
+        f"ok: {rules} rules, {entities} entities, 0 feeds, 0 channels in {named}, "
+        f"with the entities of {len(rule_files_beside(named))} other files of {named.parent}; "
     )
 
 
-def test_check_one_file_reports_its_own_problems_and_counts_the_others(tmp_path: Path) -> None:
+def test_check_one_file_uses_the_entities_of_its_directory_and_nothing_else() -> None:
+    named = RULES / "defence-asia.yaml"
+    own_rules = len(YAML(typ="safe").load(named.read_text(encoding="utf-8"))["rules"])
+    assert_checks_alone(named, own_rules, len(load_rules(RULES).entities))
+
+
+def test_check_an_edited_copy_beside_its_original(tmp_path: Path) -> None:
+    """``cp x.yaml x.new.yaml``, edit, ``monitor check x.new.yaml``: the original's rule ids,
+    feeds, channels and problems are not the copy's; only entities are shared."""
     (tmp_path / "entities.yaml").write_text("entities:\n  nk: {aliases: [DPRK]}\n")
-    (tmp_path / "a.yaml").write_text(
-        "rules:\n  - id: same\n    query: '@nk AND @nkk'\n  - id: b\n    query: '@nk'\n"
+    original = (
+        "entities:\n  cn: {aliases: [PRC]}\n"
+        "rules:\n  - id: same\n    query: '@nk OR @cn'\n  - id: b\n    query: '@nope'\n"
     )
-    (tmp_path / "b.yaml").write_text("rules:\n  - id: same\n    query: '@nope'\n")
-    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
-    note = f"note: 1 problem(s) in other files of {tmp_path} not shown"
-    note += f" (run: monitor check {tmp_path})"
-    result = runner.invoke(app, ["check", str(a)])
+    (tmp_path / "x.yaml").write_text(original)
+    (tmp_path / "feeds.yaml").write_text("feeds:\n  - url: https://e.org/a\n")
+    (tmp_path / "channels.yaml").write_text("channels:\n  desk: {rate_limit: 5/min}\n")
+    (tmp_path / "docker-compose.yml").write_text("services:\n  db: {image: postgres}\n")
+    copy = tmp_path / "x.new.yaml"
+    copy.write_text(original.replace("'@nope'", "'@nk AND @nkk'"))
+    result = runner.invoke(app, ["check", str(copy)])
     assert result.exit_code == 1
     assert result.output.splitlines() == [
-        f"{a}:2:9: duplicate rule id 'same' (first at {b}:2:5)",
-        f"{a}:3:21: rule 'same': unknown entity '@nkk' (did you mean '@nk'?)",
+        f"{copy}:7:21: rule 'b': unknown entity '@nkk' (did you mean '@nk'?)"
+    ]
+    copy.write_text(original.replace("'@nope'", "'@nk AND drone'"))
+    assert_checks_alone(copy, rules=2, entities=2)
+    assert len(rule_files_beside(copy)) == 3  # entities.yaml, x.yaml, docker-compose.yml
+
+
+def test_check_one_file_names_the_files_beside_it_that_give_no_entities(tmp_path: Path) -> None:
+    """A file beside the one checked that is not YAML, or whose entities are wrong, is left out
+    of the context: one note names it; its problems are not printed as the checked file's."""
+    (tmp_path / "entities.yaml").write_text("entities:\n  nk: {aliases: [DPRK]}\n")
+    (tmp_path / "notes.yml").write_text("a: [unclosed\n")
+    (tmp_path / "old.yaml").write_text("entities:\n  - nk\nrules: 7\n")
+    named = tmp_path / "a.yaml"
+    named.write_text("rules:\n  - id: a\n    query: '@nk'\n")
+    note = (
+        f"note: entities of 2 other file(s) of {tmp_path} not read in full, they have problems:"
+        f" notes.yml, old.yaml (run: monitor check {tmp_path})"
+    )
+    result = runner.invoke(app, ["check", str(named)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1:] == [note]
+    named.write_text("rules:\n  - id: a\n    query: '@nk OR @old'\n")
+    result = runner.invoke(app, ["check", str(named)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{named}:3:20: rule 'a': unknown entity '@old'",
         note,
     ]
-    (tmp_path / "a.yaml").write_text("rules:\n  - id: a\n    query: '@nk'\n")
-    result = runner.invoke(app, ["check", str(a)])
+
+
+def test_match_with_one_file_uses_the_entities_beside_it(tmp_path: Path) -> None:
+    (tmp_path / "entities.yaml").write_text("entities:\n  nk: {aliases: [DPRK]}\n")
+    (tmp_path / "copy.yaml").write_text("rules:\n  - id: r\n    query: '@nk'\n")
+    named = tmp_path / "r.yaml"
+    named.write_text("rules:\n  - id: r\n    query: '@nk AND drone'\n")
+    story = tmp_path / "story.txt"
+    story.write_text("DPRK tests a drone\n")
+    result = runner.invoke(app, ["match", str(story), "--rules", str(named)])
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
-    assert lines[0].startswith(f"ok: 1 rules in {a}, checked with the 3 files of {tmp_path} (1 ")
-    assert lines[1] == note
+    assert [json.loads(line)["rule"] for line in result.output.splitlines()] == ["r"]

@@ -267,10 +267,21 @@ def test_times_of_day_zones_and_zero_durations_are_checked_where_written(tmp_pat
 
 def test_one_file_loads_its_own_rules_with_its_directory_as_context() -> None:
     named = REPO_RULES / "defence-asia.yaml"
-    ruleset = load_rules(named)
-    assert {r.file for r in ruleset.rules} == {str(named)} and len(ruleset.rules) == 11
-    assert "north-korea" in ruleset.entities and ruleset.feeds.feeds
-    assert ruleset.sources[-1] == named and ruleset.named_file == named and not ruleset.notes
+    own = YAML(typ="safe").load(named.read_text(encoding="utf-8"))["rules"]
+    ruleset = load_rules(named, context=True)
+    assert [r.id for r in ruleset.rules] == [rule["id"] for rule in own]
+    assert {r.file for r in ruleset.rules} == {str(named)}
+    assert ruleset.entities.keys() == load_rules(REPO_RULES).entities.keys()
+    assert not ruleset.feeds.feeds and not ruleset.channels
+    assert ruleset.sources == [named] and ruleset.named_file == named and not ruleset.notes
+
+
+def test_one_file_alone_reads_nothing_beside_it(tmp_path: Path) -> None:
+    """Without ``context`` (the daemon's ``MONITOR_RULES_DIR=file``) a file is all there is."""
+    write(tmp_path, "entities.yaml", "entities:\n  nk: {aliases: [DPRK]}\n")
+    named = write(tmp_path, "r.yaml", "rules:\n  - id: r\n    query: '@nk'\n") / "r.yaml"
+    assert problems(named) == [f"{named}:3:13: rule 'r': unknown entity '@nk'"]
+    assert [r.id for r in load_rules(named, context=True).rules] == ["r"]
 
 
 QUERY_LAYOUTS = """\
@@ -342,11 +353,31 @@ def test_each_character_of_a_scalar_maps_to_where_it_is_written(text: str, style
         assume(False)
     assume(node["query"] == text)
     lines = source.splitlines()
-    positions = value_positions(lines, node.lc.value("query"), text)
+    start = node.lc.value("query")
+    positions = value_positions(lines, start, text)
     assert positions is not None, source
     placed = [(pos, ch) for ch, pos in zip(text, positions, strict=True) if ch not in " \n\t"]
     assert [pos for pos, _ in placed] == sorted({pos for pos, _ in placed})
-    assert all(lines[line][col] in (ch, "\\", "'") for (line, col), ch in placed), source
+    opening = lines[start[0]][start[1]]  # a quote, a block indicator or the first character
+    assert all(written_at(lines[line], col, opening) == ch for (line, col), ch in placed), source
+
+
+#: How many characters follow the backslash in a YAML escape (``\x41``, ``\u00e9``, ...).
+ESCAPE_DIGITS = {"x": 2, "u": 4, "U": 8}
+
+
+def written_at(line: str, col: int, opening: str) -> str:
+    """The character the source at ``col`` stands for, in a scalar that opens with ``opening``:
+    itself, or (in a double-quoted scalar) the escape that starts there, as YAML reads it. A
+    quote in a single-quoted scalar is written ``''`` and maps to the first of the two."""
+    if line[col] == "'" and opening == "'":
+        return "'" if line[col + 1 : col + 2] == "'" else "(the closing quote)"
+    if line[col] != "\\" or opening != '"':
+        return line[col]
+    escape = line[col : col + 2 + ESCAPE_DIGITS.get(line[col + 1 : col + 2], 0)]
+    value = YAML(typ="safe").load(f'"{escape}"')
+    assert isinstance(value, str)
+    return value
 
 
 def test_a_misspelt_structured_key_hides_no_other_problem(tmp_path: Path) -> None:
@@ -375,3 +406,26 @@ def test_an_unquoted_entity_reference_gets_a_quoting_hint(tmp_path: Path) -> Non
         "'@nk AND x')",
         f"{tmp_path / 'b.yaml'}:3:11: {reason} (a value starting with @ must be quoted: '@nk')",
     ]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_a_line_separator_inside_a_line_does_not_move_later_positions(
+    tmp_path: Path, separator: str
+) -> None:
+    """YAML breaks lines at LF and CR only: a U+2028 (LINE SEPARATOR) or U+0085 (NEXT LINE)
+    pasted into a description is text, and the problem below it is still at its own line."""
+    write(
+        tmp_path,
+        "r.yaml",
+        "entities:\n  nk: {aliases: [DPRK]}\nrules:\n  - id: r\n"
+        f"    description: first{separator}second{separator}third\n"
+        "    query: 'drone AND @nkk'\n",
+    )
+    assert problems(tmp_path) == [
+        f"{tmp_path / 'r.yaml'}:6:23: rule 'r': unknown entity '@nkk' (did you mean '@nk'?)"
+    ]
+
+
+def test_a_byte_order_mark_does_not_move_positions_on_the_first_line(tmp_path: Path) -> None:
+    write(tmp_path, "r.yaml", "\ufeffrules: [{id: r, query: 'drone AND @nkk'}]\n")
+    assert problems(tmp_path) == [f"{tmp_path / 'r.yaml'}:1:35: rule 'r': unknown entity '@nkk'"]

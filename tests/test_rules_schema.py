@@ -15,6 +15,7 @@ from ruamel.yaml import YAML
 from monitor.errors import RuleError
 from monitor.rules import ChannelPolicy, FeedConfig, json_schema, load_rules
 from monitor.rules.model import EntitySpec, RuleSpec
+from monitor.schema import parse_positive_duration
 
 ROOT = Path(__file__).parent.parent
 RULE_FILES = sorted((ROOT / "rules").glob("*.yaml"))
@@ -94,6 +95,26 @@ def test_schema_rejects_what_the_loader_rejects() -> None:
     assert validator.is_valid(
         {"rules": [{"id": "x", "all": [{"any": ["a", "@b"]}], "none": ["c"]}]}
     )
+
+
+@pytest.mark.parametrize(
+    "duration",
+    ["0s", "00m", "0.0h", " 0 w ", "0ms", "0.5s", "10s", "1w", "05m", "1.0d", "100ms", "5 x"],
+)
+def test_schema_takes_the_durations_the_loader_takes(duration: str) -> None:
+    """A zero duration is refused by the loader; an editor must not show it as valid."""
+    validator = jsonschema.Draft202012Validator(json_schema())
+    try:
+        parse_positive_duration(duration)
+    except ValueError:
+        loads = False
+    else:
+        loads = True
+    for data in (
+        {"feeds": [{"url": "https://e.org", "interval": duration}]},
+        {"rules": [{"id": "x", "query": "a", "throttle": duration}]},
+    ):
+        assert validator.is_valid(data) is loads
 
 
 def test_schema_and_models_know_the_same_keys() -> None:

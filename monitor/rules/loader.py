@@ -66,12 +66,15 @@ class RuleSet:
     feeds: FeedList
     channels: dict[str, ChannelPolicy]
     matcher: Matcher
-    #: every file read; when one file was named, the files of its directory read for context
+    #: every file whose rules, entities, feeds or channels were loaded
     sources: list[Path] = field(default_factory=list)
-    #: the file named, when one was: ``rules`` are its rules, problems are reported in it only
+    #: the file named, when one was (rather than a directory)
     named_file: Path | None = None
-    #: what the analyst should know that is not a problem of what was named: when one file was
-    #: named, how many problems the other files of its directory have
+    #: when one file was named with its directory as context: the other files of the directory
+    #: whose entities it could refer to
+    context: list[Path] = field(default_factory=list)
+    #: what the analyst should know that is not a problem of what was named: which files of
+    #: the context could not be read for entities
     notes: list[str] = field(default_factory=list)
 
 
@@ -121,6 +124,14 @@ class _Doc:
         return _Problem(Position(self.name, line + 1, col + 1), message)
 
 
+def _source_lines(text: str) -> list[str]:
+    """The lines of a YAML text as ruamel numbers them, to turn its (line, column) marks into
+    text: it breaks lines at LF, CRLF and a lone CR only (``str.splitlines`` also breaks at
+    U+2028, U+0085 and others, and every position after one would be a line off), and does
+    not count a leading byte order mark as a column."""
+    return re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff"))
+
+
 def _node_position(node: Any) -> tuple[int, int]:
     lc = getattr(node, "lc", None)
     return (lc.line, lc.col) if lc is not None and lc.line is not None else (0, 0)
@@ -147,14 +158,10 @@ def _yaml_files(directory: Path) -> list[Path]:
     return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
 
 
-def _files(path: Path) -> list[Path]:
-    """The files to read for ``path``. A file is read after the others of its directory: they
-    define the entities and feeds it refers to, and a rule id or entity it repeats is then
-    reported in it."""
-    if path.is_dir():
-        return _yaml_files(path)
-    others = [p for p in _yaml_files(path.parent) if not _same_file(p, path)]
-    return [*others, path]
+def _context_files(path: Path) -> list[Path]:
+    """The files whose entities one file may refer to: the other rule files of its directory
+    (not feeds.yaml or channels.yaml, which define no entities)."""
+    return [p for p in _yaml_files(path.parent) if not _same_file(p, path) and _kind(p) == ""]
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -183,40 +190,16 @@ class _Loader:
     # -- files -----------------------------------------------------------------------------
 
     def read(self, path: Path) -> None:
-        name = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.problems.append(_Problem(Position(name, 1, 1), f"cannot read: {exc}"))
-            return
-        try:
-            root = YAML(typ="rt").load(text)
-        except MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            reason = exc.problem or exc.context or "invalid YAML"
-            if mark and "cannot start any token" in reason:
-                reason += _quote_hint(text.splitlines(), mark.line, mark.column)
-            self.problems.append(_Problem(Position(name, line, col), f"invalid YAML: {reason}"))
-            return
-        except RecursionError:
-            reason = "nested too deeply to read"
-            self.problems.append(_Problem(Position(name, 1, 1), f"invalid YAML: {reason}"))
-            return
-        except YAMLError as exc:  # e.g. a control character: the reader has no mark to give
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self.problems.append(_Problem(Position(name, 1, 1), f"invalid YAML: {reason}"))
-            return
-        doc = _Doc(name, root, text.splitlines())
-        if root is None:
+        doc = self.parse(path)
+        if doc is None or doc.root is None:
             return
         kind = _kind(path)
         allowed = TOP_KEYS[kind]
-        if not isinstance(root, CommentedMap):
+        if not isinstance(doc.root, CommentedMap):
             keys = ", ".join(f"{k}:" for k in allowed)
             self.problems.append(doc.problem((), f"expected a mapping with {keys}"))
             return
-        for key in root:
+        for key in doc.root:
             if key not in allowed:
                 hint = did_you_mean(str(key), allowed)
                 self.problems.append(doc.problem((key,), f"unknown key '{key}'{hint}", key=True))
@@ -227,6 +210,41 @@ class _Loader:
         else:
             self.read_entities(doc)
             self.read_rules(doc)
+
+    def read_context(self, path: Path) -> None:
+        """Only the ``entities:`` of a file another file is checked with: its rules and other
+        keys are not what was named (and it may be no rules file at all)."""
+        doc = self.parse(path)
+        if doc is not None and isinstance(doc.root, CommentedMap):
+            self.read_entities(doc)
+
+    def parse(self, path: Path) -> _Doc | None:
+        """The file as YAML, or None with the problem recorded."""
+        name = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.problems.append(_Problem(Position(name, 1, 1), f"cannot read: {exc}"))
+            return None
+        try:
+            root = YAML(typ="rt").load(text)
+        except MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            reason = exc.problem or exc.context or "invalid YAML"
+            if mark and "cannot start any token" in reason:
+                reason += _quote_hint(_source_lines(text), mark.line, mark.column)
+            self.problems.append(_Problem(Position(name, line, col), f"invalid YAML: {reason}"))
+            return None
+        except RecursionError:
+            reason = "nested too deeply to read"
+            self.problems.append(_Problem(Position(name, 1, 1), f"invalid YAML: {reason}"))
+            return None
+        except YAMLError as exc:  # e.g. a control character: the reader has no mark to give
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.problems.append(_Problem(Position(name, 1, 1), f"invalid YAML: {reason}"))
+            return None
+        return _Doc(name, root, _source_lines(text))
 
     def validate(
         self, doc: _Doc, model: type[BaseModel], data: Any, path: PathKey, what: str
@@ -526,46 +544,59 @@ def _structured_atoms(spec: Mapping[str, Any], path: PathKey) -> Iterator[tuple[
                     yield node, (*path, key, i)
 
 
-def load_rules(path: Path) -> RuleSet:
-    """Load and validate a rules directory, or one file of it; ``RuleError`` lists every problem.
+def load_rules(path: Path, *, context: bool = False) -> RuleSet:
+    """Load and validate a rules directory, or one file; ``RuleError`` lists every problem.
 
-    One file is checked in the context of its directory (the entities and feeds the other files
-    define): its rules are loaded and its problems raised, while the other files' problems are
-    only counted in a note, so that ``monitor check rules/x.yaml`` is about ``x.yaml``.
+    One file is loaded alone, as the daemon runs it (``MONITOR_RULES_DIR=rules.yaml``). With
+    ``context`` (a person checking or trying one file of a rules directory), its rules may also
+    refer to the entities the other rule files of its directory define, and nothing else is
+    taken from them: their rules, feeds and channels are not loaded (a backup copy beside it
+    repeats no rule id, a feeds.yaml beside it adds no feed), their problems are not its
+    problems, and a file there that cannot be read for entities is named in one note.
     """
     if not path.exists():
         raise RuleError([f"{path}: no such file or directory"])
+    named = path if path.is_file() else None
     loader = _Loader()
-    sources = _files(path)
+    sources = _yaml_files(path) if named is None else [path]
     for source in sources:
         loader.read(source)
+    others = _context_files(path) if named is not None and context else []
+    notes = _add_context(loader, others)
     loader.build_rules()
-    named = path if path.is_file() else None
     problems = _ordered(loader.problems)
-    rules = loader.rules
-    notes: list[str] = []
-    if named is not None:
-        elsewhere = sum(p.position.file != str(named) for p in problems)
-        problems = [p for p in problems if p.position.file == str(named)]
-        rules = [r for r in rules if r.file == str(named)]
-        if elsewhere:
-            notes.append(
-                f"note: {elsewhere} problem(s) in other files of {path.parent} not shown"
-                f" (run: monitor check {path.parent})"
-            )
     if problems:
         raise RuleError([str(p) for p in problems] + notes)
-    matcher = compile_rules(rules, loader.entities)
+    matcher = compile_rules(loader.rules, loader.entities)
     return RuleSet(
-        rules=rules,
+        rules=loader.rules,
         entities=loader.entities,
         feeds=loader.feeds or FeedList(),
         channels=loader.channels,
         matcher=matcher,
         sources=sources,
         named_file=named,
+        context=others,
         notes=notes,
     )
+
+
+def _add_context(loader: _Loader, files: list[Path]) -> list[str]:
+    """Give ``loader`` the entities of ``files`` that it does not define itself (the named file
+    may redefine one, as an edited copy does); a note naming the files with problems."""
+    context = _Loader()
+    for path in files:
+        context.read_context(path)
+    for key, entity in context.entities.items():
+        loader.entities.setdefault(key, entity)
+    failed = sorted({Path(p.position.file).name for p in context.problems})
+    if not failed:
+        return []
+    where = files[0].parent
+    return [
+        f"note: entities of {len(failed)} other file(s) of {where} not read in full, they have"
+        f" problems: {', '.join(failed)} (run: monitor check {where})"
+    ]
 
 
 def _ordered(problems: list[_Problem]) -> list[_Problem]:

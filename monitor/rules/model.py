@@ -129,11 +129,7 @@ RateLimitText = Annotated[str, BeforeValidator(_rate_or_none)]
 
 
 def _digest(value: Any) -> DigestSchedule:
-    if isinstance(value, DigestSchedule):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("invalid digest: write 'hourly', 'daily 08:00' or 'weekly mon 08:00'")
-    return parse_digest(value)
+    return value if isinstance(value, DigestSchedule) else parse_digest(value)
 
 
 #: A digest is carried parsed, so that what loads is what the alerts stage can schedule.

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+#: Longer than zero, as every duration of rules/ must be: the lookahead wants a digit 1-9 in
+#: the number, so 0s, 00m and 0.0h are refused as the loader refuses them.
 DURATION = {
     "type": "string",
-    "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d|w)\s*$",
-    "description": "a number and a unit: 30s, 5m, 2h, 1d, 1w",
+    "pattern": r"^\s*(?=[\d.]*[1-9])\d+(\.\d+)?\s*(ms|s|m|h|d|w)\s*$",
+    "description": "a number (more than zero) and a unit: 30s, 5m, 2h, 1d, 1w",
 }
 SEVERITY = {"enum": ["info", "low", "medium", "high", "critical"]}
 QUIET_HOURS = {
