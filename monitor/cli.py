@@ -38,7 +38,7 @@ from monitor.daemon import (
 )
 from monitor.errors import ConfigError, MonitorError, ParseError, RuleError, SourceError
 from monitor.fetch import FetchRequest
-from monitor.parse import ParsedFeed, parse_feed
+from monitor.parse import ParsedFeed, load_json, parse_feed
 from monitor.rules import RuleSet, json_schema, load_rules
 from monitor.rules.backtest import BacktestReport
 from monitor.rules.edit import (
@@ -687,7 +687,7 @@ class _Unreadable(ValueError):
 def _loads(text: str) -> Any:
     """``json.loads``; its refusals without a position become ``_Unreadable``."""
     try:
-        return json.loads(text)
+        return load_json(text)
     except json.JSONDecodeError:
         raise
     except ValueError as exc:  # "Exceeds the limit (4300 digits) ...; use sys.set_int_..."

@@ -388,6 +388,8 @@ _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body
 
 def _parse_xml_feed(data: bytes, *, feed_url: str, feed_name: str, now: datetime) -> ParsedFeed:
     data = _escape_bare_ampersands(data)
+    if b"&#" in data:  # most documents have character references, few of surrogates
+        data = _SURROGATE_REFERENCE.sub(b"&#xFFFD;", data)
     try:
         parsed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
     except Exception as exc:  # PITFALLS 2: feedparser raises on some inputs instead of bozo
@@ -437,6 +439,14 @@ def _parse_xml_feed(data: bytes, *, feed_url: str, feed_name: str, now: datetime
 _BARE_AMPERSAND = re.compile(rb"&(?!#[0-9]+;|#[xX][0-9a-fA-F]+;|[A-Za-z_:][\w.:-]*;)")
 _CDATA_START = b"<![CDATA["
 _CDATA_END = b"]]>"
+
+
+#: a character reference to half of a UTF-16 pair (U+D800-U+DFFF, 55296-57343), which is no
+#: character: feedparser fails the whole document on one, so it becomes U+FFFD
+_SURROGATE_REFERENCE = re.compile(
+    rb"&#(?:[xX]0*[dD][89a-fA-F][0-9a-fA-F]{2}"
+    rb"|0*(?:5529[6-9]|55[3-9][0-9]{2}|56[0-9]{3}|57[0-2][0-9]{2}|573[0-3][0-9]|5734[0-3]));"
+)
 
 
 def _escape_bare_ampersands(data: bytes) -> bytes:
@@ -662,6 +672,32 @@ def _ttl(value: Any) -> timedelta | None:
 # JSON Feed 1.0 / 1.1 (feedparser does not read it)
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def load_json(text: str) -> Any:
+    """``json.loads``, with each half of a UTF-16 pair escaped alone (``"\\ud800"``) replaced
+    by U+FFFD in every string of the value.
+
+    ``json.loads`` joins an escaped pair into one character but keeps a lone half, and a string
+    holding one can never be written as UTF-8: the article could not be stored, sent or
+    printed. The value is walked only when the text escapes a surrogate at all.
+    """
+    value = json.loads(text)
+    return _without_lone_surrogates(value) if _SURROGATE_ESCAPE.search(text) else value
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _without_lone_surrogates(item) for key, item in value.items()}
+    return value
+
+
 def _looks_like_json(data: bytes, content_type: str | None) -> bool:
     if content_type and "json" in content_type.lower():
         return True
@@ -671,9 +707,11 @@ def _looks_like_json(data: bytes, content_type: str | None) -> bool:
 
 def _parse_json_feed(data: bytes, *, feed_url: str, feed_name: str, now: datetime) -> ParsedFeed:
     try:
-        document = json.loads(data.decode("utf-8-sig"))
+        document = load_json(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ParseError(f"{feed_name}: not a feed: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise ParseError(f"{feed_name}: not a feed: JSON nested too deeply to read") from None
     version = document.get("version", "") if isinstance(document, dict) else ""
     if not isinstance(version, str) or not version.startswith("https://jsonfeed.org/version/"):
         raise ParseError(f"{feed_name}: not a feed: JSON without a JSON Feed version")

@@ -218,6 +218,16 @@ TOO_LONG = (
 )
 
 
+def test_match_article_json_escaping_half_a_surrogate_pair_is_matched(tmp_path: Path) -> None:
+    """``"\\ud800"`` is valid JSON but no character: it is printed as U+FFFD, no traceback."""
+    source = tmp_path / "a.json"
+    title = "North Korea fires ICBM \\ud800 into the sea"  # an escape, as JSON writes it
+    source.write_text(json.dumps(ARTICLE).replace("North Korea fires ICBM", title))
+    found = _matches(str(source))
+    assert found and all(m["article_id"] == "x1" for m in found)
+    assert any("ICBM \ufffd into" in str(m["snippet"]) for m in found)
+
+
 def test_match_json_python_cannot_read_is_a_clean_error(tmp_path: Path) -> None:
     """A number of 5000 digits (more than ``int`` converts) or 100,000 nested arrays (deeper
     than the stack) is an error naming the file and line, not a traceback."""

@@ -547,6 +547,36 @@ def test_character_reference_beyond_unicode_is_an_error_not_a_crash() -> None:
         assert all(isinstance(a, Article) for a in articles)
 
 
+def test_a_reference_to_half_a_surrogate_pair_costs_one_character_not_the_feed() -> None:
+    """``&#55296;`` names no character; feedparser failed the whole document on it."""
+    doc = (
+        b'<rss version="2.0"><channel><item><title>A &#55296; b &#xdc00; c &#57344;</title>'
+        b"<link>https://example.org/a</link></item>"
+        b"<item><title>Second</title><link>https://example.org/b</link></item></channel></rss>"
+    )
+    articles = parse_feed(doc, feed_url="u", now=NOW).articles
+    assert [a.title for a in articles] == ["A \ufffd b \ufffd c \ue000", "Second"]
+    assert all(a.model_dump_json() for a in articles)  # storable and printable as UTF-8
+
+
+def test_a_json_feed_escaping_half_a_surrogate_pair_still_gives_its_items() -> None:
+    doc = (
+        b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "1",'
+        b' "url": "https://example.org/a", "title": "ICBM \\ud800 launch \\ud83d\\ude00",'
+        b' "tags": ["\\udfff"]}]}'
+    )
+    (article,) = parse_feed(doc, feed_url="u", now=NOW).articles
+    assert article.title == "ICBM \ufffd launch \U0001f600"
+    assert article.categories == ["\ufffd"]
+    assert article.model_dump_json()
+
+
+def test_json_nested_too_deeply_is_a_parse_error_naming_the_feed() -> None:
+    doc = b'{"version": "https://jsonfeed.org/version/1.1", "items": ' + b"[" * 100_000
+    with pytest.raises(ParseError, match=r"^Wire: not a feed: JSON nested too deeply"):
+        parse_feed(doc, feed_url="u", feed_name="Wire", now=NOW)
+
+
 def test_truncated_document_drops_the_cut_item() -> None:
     parsed = parse_feed((FIXTURES / "truncated.xml").read_bytes(), feed_url="u", now=NOW)
     assert [a.title for a in parsed.articles] == ["Complete item"]
