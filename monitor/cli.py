@@ -551,9 +551,9 @@ def check(
         summary += f" in {len(ruleset.sources)} files"
     else:
         summary += f" in {ruleset.named_file}"
-        if ruleset.context:  # where the entities it did not define may have come from
+        if ruleset.context:  # where its entities, feeds and channels may have come from
             where = ruleset.named_file.parent
-            summary += f", with the entities of {len(ruleset.context)} other files of {where}"
+            summary += f", with {len(ruleset.context)} other files of {where}"
     typer.echo(f"ok: {summary}; {delivery}")
     for note in ruleset.notes:
         typer.echo(note)
@@ -567,8 +567,8 @@ def match(
     rules: Annotated[
         Path | None,
         typer.Option(
-            help="rules directory, or one file (with the entities of its directory's other"
-            " files); default: rules_dir"
+            help="rules directory, or one file (with the entities, feeds and channels of its"
+            " directory); default: rules_dir"
         ),
     ] = None,
     feed: Annotated[

@@ -381,6 +381,8 @@ class Daemon:
 
     def _sync_feeds(self) -> None:
         configured = [(f.url, f.name, f.enabled) for f in self.ruleset.feeds.feeds]
+        if not configured:  # every stored feed is now removed: say so, it is rarely meant
+            log.warning("no feeds configured in %s: nothing is polled", self.settings.rules_dir)
         self.store.sync_feeds(configured, self.clock())
 
     def _feeds_by_url(self) -> dict[str, FeedConfig]:

@@ -329,32 +329,55 @@ def test_check_refuses_a_digest_the_dispatcher_could_not_schedule(tmp_path: Path
     )
 
 
-def rule_files_beside(named: Path) -> list[Path]:
-    """The files whose entities a file checked alone may use: the other rule files beside it."""
-    beside = [*named.parent.glob("*.yaml"), *named.parent.glob("*.yml")]
-    return [p for p in beside if p != named and p.stem not in ("feeds", "channels")]
+def files_beside(named: Path) -> list[Path]:
+    """The files a file checked alone is checked with: the other YAML files beside it."""
+    return [p for p in [*named.parent.glob("*.yaml"), *named.parent.glob("*.yml")] if p != named]
 
 
-def assert_checks_alone(named: Path, rules: int, entities: int) -> None:
-    """``monitor check FILE`` passes with ``rules`` rules, ``entities`` entities, no feed and no
-    channel: those of the files beside it are not its own."""
+def assert_checks_alone(named: Path, rules: int, entities: int, feeds: int, channels: int) -> None:
+    """``monitor check FILE`` passes with its own ``rules`` and what its directory lends it."""
     result = runner.invoke(app, ["check", str(named)])
     assert result.exit_code == 0, result.output
     assert result.output.startswith(
-        f"ok: {rules} rules, {entities} entities, 0 feeds, 0 channels in {named}, "
-        f"with the entities of {len(rule_files_beside(named))} other files of {named.parent}; "
+        f"ok: {rules} rules, {entities} entities, {feeds} feeds, {channels} channels in {named}, "
+        f"with {len(files_beside(named))} other files of {named.parent}; "
     )
 
 
-def test_check_one_file_uses_the_entities_of_its_directory_and_nothing_else() -> None:
+def test_check_one_file_uses_the_entities_feeds_and_channels_of_its_directory() -> None:
     named = RULES / "defence-asia.yaml"
     own_rules = len(YAML(typ="safe").load(named.read_text(encoding="utf-8"))["rules"])
-    assert_checks_alone(named, own_rules, len(load_rules(RULES).entities))
+    whole = load_rules(RULES)
+    counts = len(whole.entities), len(whole.feeds.feeds), len(whole.channels)
+    assert_checks_alone(named, own_rules, *counts)
+
+
+def test_check_one_file_checks_and_match_applies_the_feed_tags_of_its_directory(
+    tmp_path: Path,
+) -> None:
+    """``feeds: [korea]`` in the file names a tag of the directory's feeds.yaml: a misspelt tag
+    is caught, and ``match --feed`` applies the tag."""
+    (tmp_path / "feeds.yaml").write_text(
+        "feeds:\n  - {url: 'https://e.org/a', name: Yonhap, tags: [korea]}\n"
+    )
+    named = tmp_path / "r.yaml"
+    named.write_text("rules:\n  - id: r\n    query: ICBM\n    feeds: [koera]\n")
+    result = runner.invoke(app, ["check", str(named)])
+    assert result.exit_code == 1
+    assert "no feed or feed tag 'koera' (did you mean 'korea'?)" in result.output
+    named.write_text("rules:\n  - id: r\n    query: ICBM\n    feeds: [korea]\n")
+    story = tmp_path / "story.txt"
+    story.write_text("North Korea fires ICBM\n")
+    args = ["match", str(story), "--rules", str(named), "--feed", "Yonhap"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["rule"] for line in result.output.splitlines()] == ["r"]
 
 
 def test_check_an_edited_copy_beside_its_original(tmp_path: Path) -> None:
-    """``cp x.yaml x.new.yaml``, edit, ``monitor check x.new.yaml``: the original's rule ids,
-    feeds, channels and problems are not the copy's; only entities are shared."""
+    """``cp x.yaml x.new.yaml``, edit, ``monitor check x.new.yaml``: the original's rule ids
+    and problems are not the copy's; its entities, and the directory's feeds and channels, are
+    shared."""
     (tmp_path / "entities.yaml").write_text("entities:\n  nk: {aliases: [DPRK]}\n")
     original = (
         "entities:\n  cn: {aliases: [PRC]}\n"
@@ -372,11 +395,11 @@ def test_check_an_edited_copy_beside_its_original(tmp_path: Path) -> None:
         f"{copy}:7:21: rule 'b': unknown entity '@nkk' (did you mean '@nk'?)"
     ]
     copy.write_text(original.replace("'@nope'", "'@nk AND drone'"))
-    assert_checks_alone(copy, rules=2, entities=2)
-    assert len(rule_files_beside(copy)) == 3  # entities.yaml, x.yaml, docker-compose.yml
+    assert_checks_alone(copy, rules=2, entities=2, feeds=1, channels=1)
+    assert len(files_beside(copy)) == 5
 
 
-def test_check_one_file_names_the_files_beside_it_that_give_no_entities(tmp_path: Path) -> None:
+def test_check_one_file_names_the_files_beside_it_that_cannot_be_read(tmp_path: Path) -> None:
     """A file beside the one checked that is not YAML, or whose entities are wrong, is left out
     of the context: one note names it; its problems are not printed as the checked file's."""
     (tmp_path / "entities.yaml").write_text("entities:\n  nk: {aliases: [DPRK]}\n")
@@ -385,7 +408,7 @@ def test_check_one_file_names_the_files_beside_it_that_give_no_entities(tmp_path
     named = tmp_path / "a.yaml"
     named.write_text("rules:\n  - id: a\n    query: '@nk'\n")
     note = (
-        f"note: entities of 2 other file(s) of {tmp_path} not read in full, they have problems:"
+        f"note: 2 other file(s) of {tmp_path} not read in full, they have problems:"
         f" notes.yml, old.yaml (run: monitor check {tmp_path})"
     )
     result = runner.invoke(app, ["check", str(named)])

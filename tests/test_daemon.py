@@ -289,19 +289,22 @@ def test_invalid_rule_edit_keeps_the_last_valid_set(
 
 
 def test_rules_dir_as_one_file_loads_that_file_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """``MONITOR_RULES_DIR=rules/desk.yaml`` runs that file: a backup copy beside it repeats
-    no rule id, the feeds.yaml beside it adds no feed, other YAML there is not read."""
+    no rule id, the feeds.yaml beside it adds no feed, other YAML there is not read; that it
+    polls nothing is logged."""
     env = workspace(tmp_path, ["http://127.0.0.1:9/one"])
     rules = tmp_path / "rules"
     (rules / "desk.bak.yaml").write_text(RULES)
     (rules / "docker-compose.yml").write_text("services: [unclosed\n")
     env["MONITOR_RULES_DIR"] = str(rules / "desk.yaml")
     use_env(env, monkeypatch)
-    daemon = Daemon(load_settings())
+    with caplog.at_level(logging.WARNING, logger="monitor.daemon"):
+        daemon = Daemon(load_settings())
     assert [(r.id, r.file) for r in daemon.ruleset.rules] == [("drones", str(rules / "desk.yaml"))]
     assert daemon.ruleset.feeds.feeds == [] and daemon.store.all_feeds() == []
+    assert f"no feeds configured in {rules / 'desk.yaml'}: nothing is polled" in caplog.text
     daemon.store.close()
 
 

@@ -272,7 +272,8 @@ def test_one_file_loads_its_own_rules_with_its_directory_as_context() -> None:
     assert [r.id for r in ruleset.rules] == [rule["id"] for rule in own]
     assert {r.file for r in ruleset.rules} == {str(named)}
     assert ruleset.entities.keys() == load_rules(REPO_RULES).entities.keys()
-    assert not ruleset.feeds.feeds and not ruleset.channels
+    assert ruleset.feeds == load_rules(REPO_RULES).feeds
+    assert ruleset.channels == load_rules(REPO_RULES).channels
     assert ruleset.sources == [named] and ruleset.named_file == named and not ruleset.notes
 
 

@@ -159,9 +159,8 @@ def _yaml_files(directory: Path) -> list[Path]:
 
 
 def _context_files(path: Path) -> list[Path]:
-    """The files whose entities one file may refer to: the other rule files of its directory
-    (not feeds.yaml or channels.yaml, which define no entities)."""
-    return [p for p in _yaml_files(path.parent) if not _same_file(p, path) and _kind(p) == ""]
+    """The files one file is checked with: the other YAML files of its directory."""
+    return [p for p in _yaml_files(path.parent) if not _same_file(p, path)]
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -212,8 +211,12 @@ class _Loader:
             self.read_rules(doc)
 
     def read_context(self, path: Path) -> None:
-        """Only the ``entities:`` of a file another file is checked with: its rules and other
-        keys are not what was named (and it may be no rules file at all)."""
+        """What a file another file is checked with lends it: feeds.yaml its feeds (a rule's
+        ``feeds:`` names them), channels.yaml its channel policies, any other file its
+        ``entities:``; never rules, which were not named (it may be no rules file at all)."""
+        if _kind(path):
+            self.read(path)
+            return
         doc = self.parse(path)
         if doc is not None and isinstance(doc.root, CommentedMap):
             self.read_entities(doc)
@@ -548,11 +551,11 @@ def load_rules(path: Path, *, context: bool = False) -> RuleSet:
     """Load and validate a rules directory, or one file; ``RuleError`` lists every problem.
 
     One file is loaded alone, as the daemon runs it (``MONITOR_RULES_DIR=rules.yaml``). With
-    ``context`` (a person checking or trying one file of a rules directory), its rules may also
-    refer to the entities the other rule files of its directory define, and nothing else is
-    taken from them: their rules, feeds and channels are not loaded (a backup copy beside it
-    repeats no rule id, a feeds.yaml beside it adds no feed), their problems are not its
-    problems, and a file there that cannot be read for entities is named in one note.
+    ``context`` (a person checking or trying one file of a rules directory), it is loaded with
+    what its directory lends it: the entities the other rule files define, and the feeds and
+    channels of feeds.yaml and channels.yaml, unless it defines its own. No rule of another
+    file is loaded (a backup copy beside it repeats no rule id), their problems are not its
+    problems, and a file there that cannot be read is named in one note.
     """
     if not path.exists():
         raise RuleError([f"{path}: no such file or directory"])
@@ -583,18 +586,23 @@ def load_rules(path: Path, *, context: bool = False) -> RuleSet:
 
 def _add_context(loader: _Loader, files: list[Path]) -> list[str]:
     """Give ``loader`` the entities of ``files`` that it does not define itself (the named file
-    may redefine one, as an edited copy does); a note naming the files with problems."""
+    may redefine one, as an edited copy does), and their feeds and channels when it has none;
+    a note naming the files with problems."""
     context = _Loader()
     for path in files:
         context.read_context(path)
     for key, entity in context.entities.items():
         loader.entities.setdefault(key, entity)
+    if loader.feeds is None:
+        loader.feeds, loader.feed_doc = context.feeds, context.feed_doc
+    if not loader.channels:
+        loader.channels = context.channels
     failed = sorted({Path(p.position.file).name for p in context.problems})
     if not failed:
         return []
     where = files[0].parent
     return [
-        f"note: entities of {len(failed)} other file(s) of {where} not read in full, they have"
+        f"note: {len(failed)} other file(s) of {where} not read in full, they have"
         f" problems: {', '.join(failed)} (run: monitor check {where})"
     ]
 
