@@ -55,8 +55,12 @@ _SEGMENTS = re.compile(
     "([^\x00-\x7f" + "".join(f"{chr(a)}-{chr(b)}" for a, b in IDENTITY_RANGES) + "]+)"
 )
 #: Characters NFKC composes with their neighbours: conjoining jamo into Hangul syllables, and
-#: half-width voicing marks into kana (``ｶﾞ`` is ``ガ``). A run holding one folds as a whole.
+#: half-width voicing marks into kana (``ｶﾞ`` is ``ガ``). A run holding one folds by clusters.
 _COMPOSING = re.compile(r"[\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff\uff9e\uff9f]")
+#: a character with the marks NFKC may compose into it (vowel and final jamo, voicing marks):
+#: composition never crosses clusters, so folding cluster by cluster folds the run, and a
+#: folded offset maps back to its own cluster, not to the whole run
+_CLUSTER = re.compile(r".[\u1160-\u11ff\ud7b0-\ud7ff\uff9e\uff9f]*", re.DOTALL)
 #: Scripts written without spaces between words (Han, kana) and Hangul, whose particles attach to
 #: nouns: a term in them matches as a substring (``김정은`` in ``김정은이``), and a change between
 #: one of them and any other word character is a word boundary (``ICBM을``, ``NATO首脳会議``).
@@ -110,7 +114,7 @@ def _lower_ascii(segment: str) -> str:
 def _fold_run(run: str) -> str:
     """Fold a run of non-ASCII characters."""
     if _COMPOSING.search(run):
-        return _fold_slow(run)
+        return "".join(_fold_slow(cluster) for cluster in _CLUSTER.findall(run))
     return run.translate(_TABLE)
 
 
@@ -207,9 +211,10 @@ def fold_map(text: str) -> tuple[str, list[int], list[int]]:
             starts.extend(range(position, position + len(part)))
             ends.extend(range(position + 1, position + len(part) + 1))
         elif _COMPOSING.search(part):
-            produced = len(_fold_slow(part))
-            starts.extend([position] * produced)
-            ends.extend([position + len(part)] * produced)
+            for cluster in _CLUSTER.finditer(part):
+                produced = len(_fold_slow(cluster.group()))
+                starts.extend([position + cluster.start()] * produced)
+                ends.extend([position + cluster.end()] * produced)
         else:
             for offset, char in enumerate(part):
                 produced = len(_TABLE[ord(char)])
@@ -298,7 +303,10 @@ def _segment_events(text: str) -> list[tuple[int, int, int]]:
     for index, part in enumerate(_SEGMENTS.split(text)):
         if index % 2 == 1:
             if _COMPOSING.search(part):
-                events.append((position, len(part), len(_fold_slow(part))))
+                for cluster in _CLUSTER.finditer(part):
+                    length, produced = len(cluster.group()), len(_fold_slow(cluster.group()))
+                    if (length, produced) != (1, 1):
+                        events.append((position + cluster.start(), length, produced))
             else:
                 for offset, char in enumerate(part):
                     produced = len(_TABLE[ord(char)])

@@ -136,6 +136,12 @@ def test_scripts_written_without_spaces(query: str, text: str, expected: bool) -
     assert matches(query, text) is expected
 
 
+def test_two_terms_in_one_run_of_half_width_kana_are_two_hits() -> None:
+    text = "ﾄﾖﾀ､ｶﾞｿﾘﾝ車を値上げ"
+    (found,) = compile_rules([rule("トヨタ ガソリン")], ENTITIES).match(article(content=text))
+    assert [(h.term, h.text) for h in found.hits] == [("トヨタ", "ﾄﾖﾀ"), ("ガソリン", "ｶﾞｿﾘﾝ")]
+
+
 def test_a_latin_word_glued_to_korean_is_explained_at_its_own_offsets() -> None:
     text = "북한이 ICBM을 발사했다. 日本は「ICBM級」と"
     m = compile_rules([rule('ICBM OR "ICBM級"')], ENTITIES).match(article(content=text))

@@ -35,6 +35,7 @@ def test_half_width_kana_with_voicing_marks_fold_to_full_width_kana() -> None:
     text = "価格 ｶﾞｿﾘﾝ"
     start, end = OffsetMap(text).span(3, 7)
     assert text[start:end] == "ｶﾞｿﾘﾝ"
+    assert text[slice(*OffsetMap(text).span(4, 5))] == "ｿ"  # a kana, not the whole run
 
 
 def test_a_change_to_or_from_a_script_without_spaces_separates_words() -> None:
