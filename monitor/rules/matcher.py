@@ -215,24 +215,29 @@ def marked_pattern(key: str, kind: int, spaceless: bool) -> str:
 
     Between two of its words ``marked`` has a run of spaces, or nothing where the script changes
     (``icbm 級`` is ``icbm級`` there). In a field with no ``SPACELESS`` text a word starts and
-    ends at a space (``marked`` is padded), a literal the regex engine searches fast; in one
-    with such text, also where the script changes.
+    ends at a space (``marked`` is padded). In one with such text it may also start and end
+    where the script changes; the test for its start follows its first word (a look-behind of
+    fixed width), so the pattern still starts with a literal, which the regex engine finds
+    fast (a look-behind first made it try every position: explaining a match in such a field
+    cost several times more).
     """
     words = key.split()
-    body = re.escape(words[0])
+    first, rest = re.escape(words[0]), ""
     for before, after in pairwise(words):
         script_changes = is_spaceless(before[-1]) != is_spaceless(after[0])
-        body += (" *" if script_changes else " +") + re.escape(after)
+        rest += (" *" if script_changes else " +") + re.escape(after)
     edge = f"[ {SPACELESS}]"
+    starts = f"(?<={edge}{first})"  # the first word starts at a space or a change of script
     if kind == KIND_SUBSTRING:  # a Latin word at either end is whole (``compile.search_key``)
-        lead = f"(?<={edge})" if key.startswith(" ") else ""
+        lead = starts if key.startswith(" ") else ""
         trail = f"(?={edge})" if key.endswith(" ") else ""
-        return f"{lead}({body}){trail}"
+        return f"({first}{lead}{rest}){trail}"
     if not spaceless:
+        body = first + rest
         return f" ({body})(?= )" if kind == KIND_WORDS else f" ({body}[^ ]*)"
     if kind == KIND_WORDS:
-        return f"(?<={edge})({body})(?={edge})"
-    return f"(?<={edge})({body}[^ {SPACELESS}]*)"
+        return f"({first}{starts}{rest})(?={edge})"
+    return f"({first}{starts}{rest}[^ {SPACELESS}]*)"
 
 
 @dataclass
