@@ -164,7 +164,7 @@ _WEEKDAY_NAMES = {
     for day, cron in zip(_WEEKDAYS, _CRON_DAYS, strict=True)
     for plural in (day + "s",)
     for size in range(3, len(plural) + 1)
-}
+} | {"weds": "wed"}  # the one common spelling that is no start of its name
 
 Every = Literal["hour", "day", "week"]
 #: Each digest form: how often it goes out, and how many words it has before its optional zone.

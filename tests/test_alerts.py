@@ -924,6 +924,7 @@ OLD_DAY_SPELLINGS = {
     "thur": 3,
     "mondays": 0,
     "wednes": 2,
+    "Weds": 2,
     "Wednesdays": 2,
     "sat": 5,
     "sunday": 6,
