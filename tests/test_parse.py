@@ -537,14 +537,14 @@ def test_a_huge_item_is_cut_and_parsed_in_bounded_memory(shape: str) -> None:
     assert peak < 6 * len(data), f"{peak / len(data):.1f} times the document"
 
 
-def test_character_reference_beyond_unicode_is_an_error_not_a_crash() -> None:
-    doc = b'<rss version="2.0"><channel><item><title>&#1114112;</title></item></channel></rss>'
-    try:
-        articles = parse_feed(doc, feed_url="u", now=NOW).articles
-    except ParseError as exc:
-        assert "u:" in str(exc)
-    else:
-        assert all(isinstance(a, Article) for a in articles)
+def test_references_to_no_character_or_a_control_cost_one_character_not_the_feed() -> None:
+    """Past U+10FFFF (feedparser raised on it), a NUL (PostgreSQL refuses it in text)."""
+    doc = (
+        b'<rss version="2.0"><channel><item><title>A &#1114112; b &#x110000; c &#99999999999;'
+        b" d &#0; e &#x1; f &#9;&#8217;</title></item></channel></rss>"
+    )
+    (article,) = parse_feed(doc, feed_url="u", now=NOW).articles
+    assert article.title == "A \ufffd b \ufffd c \ufffd d e f \u2019"
 
 
 def test_a_reference_to_half_a_surrogate_pair_costs_one_character_not_the_feed() -> None:
@@ -569,6 +569,17 @@ def test_a_json_feed_escaping_half_a_surrogate_pair_still_gives_its_items() -> N
     assert article.title == "ICBM \ufffd launch \U0001f600"
     assert article.categories == ["\ufffd"]
     assert article.model_dump_json()
+
+
+def test_control_characters_never_reach_an_article() -> None:
+    doc = (
+        b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "1\\u0000",'
+        b' "url": "https://example.org/a", "title": "A \\u0000 b\\u0007c",'
+        b' "content_text": "x\\u0000y\\nline two", "tags": ["a\\u001f"]}]}'
+    )
+    (article,) = parse_feed(doc, feed_url="u", now=NOW).articles
+    assert (article.title, article.content) == ("A b c", "x y line two")
+    assert (article.guid, article.categories) == ("1", ["a"])
 
 
 def test_json_nested_too_deeply_is_a_parse_error_naming_the_feed() -> None:
