@@ -29,6 +29,7 @@ import re
 import unicodedata
 from array import array
 from bisect import bisect_right
+from functools import lru_cache
 
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d\u00ad\u2e3a\u2e3b"
 _QUOTES = "\u2018\u2019\u201a\u201b\u2032\u02bc\uff07`\u00b4"
@@ -51,16 +52,20 @@ IDENTITY_RANGES = (
     (0x4E00, 0x9FFF),
     (0xAC00, 0xD7A3),
 )
-_SEGMENTS = re.compile(
-    "([^\x00-\x7f" + "".join(f"{chr(a)}-{chr(b)}" for a, b in IDENTITY_RANGES) + "]+)"
-)
+_IDENTITY = "".join(f"{chr(a)}-{chr(b)}" for a, b in IDENTITY_RANGES)
+#: Marks NFKC composes into the character before them: vowel and final jamo, and the kana
+#: voicing marks, combining or half-width (``ｶﾞ`` and ``カ\u3099`` are ``ガ``).
+_MARKS = "\u1160-\u11ff\ud7b0-\ud7ff\u3099\u309a\uff9e\uff9f"
+#: Runs folded by ``_fold_run``: characters not ASCII nor identity, and an identity character
+#: (kana, a Hangul syllable) that a mark follows, which composes with it.
+_SEGMENTS = re.compile(f"((?:[{_IDENTITY}](?=[{_MARKS}]))?[^\x00-\x7f{_IDENTITY}]+)")
 #: Characters NFKC composes with their neighbours: conjoining jamo into Hangul syllables, and
-#: half-width voicing marks into kana (``ｶﾞ`` is ``ガ``). A run holding one folds by clusters.
-_COMPOSING = re.compile(r"[\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff\uff9e\uff9f]")
-#: a character with the marks NFKC may compose into it (vowel and final jamo, voicing marks):
-#: composition never crosses clusters, so folding cluster by cluster folds the run, and a
-#: folded offset maps back to its own cluster, not to the whole run
-_CLUSTER = re.compile(r".[\u1160-\u11ff\ud7b0-\ud7ff\uff9e\uff9f]*", re.DOTALL)
+#: voicing marks into kana. A run holding one folds by clusters.
+_COMPOSING = re.compile(f"[\u1100-\u11ff\ua960-\ua97f{_MARKS}]")
+#: a character with the marks NFKC may compose into it: composition never crosses clusters,
+#: so folding cluster by cluster folds the run, and a folded offset maps back to its own
+#: cluster, not to the whole run
+_CLUSTER = re.compile(f".[{_MARKS}]*", re.DOTALL)
 #: Scripts written without spaces between words (Han, kana) and Hangul, whose particles attach to
 #: nouns: a term in them matches as a substring (``김정은`` in ``김정은이``), and a change between
 #: one of them and any other word character is a word boundary (``ICBM을``, ``NATO首脳会議``).
@@ -91,6 +96,10 @@ def _fold_slow(text: str) -> str:
     return unicodedata.normalize("NFC", stripped).translate(_UNIFY).translate(_STROKES)
 
 
+#: the fold of one cluster (syllables and kana repeat: a Korean text has a few hundred)
+_fold_cluster = lru_cache(maxsize=8192)(_fold_slow)
+
+
 class _CharFolds(dict[int, str]):
     """A ``str.translate`` table that learns: each new character is folded once, then looked up."""
 
@@ -114,7 +123,7 @@ def _lower_ascii(segment: str) -> str:
 def _fold_run(run: str) -> str:
     """Fold a run of non-ASCII characters."""
     if _COMPOSING.search(run):
-        return "".join(_fold_slow(cluster) for cluster in _CLUSTER.findall(run))
+        return "".join(map(_fold_cluster, _CLUSTER.findall(run)))
     return run.translate(_TABLE)
 
 
@@ -212,7 +221,7 @@ def fold_map(text: str) -> tuple[str, list[int], list[int]]:
             ends.extend(range(position + 1, position + len(part) + 1))
         elif _COMPOSING.search(part):
             for cluster in _CLUSTER.finditer(part):
-                produced = len(_fold_slow(cluster.group()))
+                produced = len(_fold_cluster(cluster.group()))
                 starts.extend([position + cluster.start()] * produced)
                 ends.extend([position + cluster.end()] * produced)
         else:
@@ -304,7 +313,7 @@ def _segment_events(text: str) -> list[tuple[int, int, int]]:
         if index % 2 == 1:
             if _COMPOSING.search(part):
                 for cluster in _CLUSTER.finditer(part):
-                    length, produced = len(cluster.group()), len(_fold_slow(cluster.group()))
+                    length, produced = len(cluster.group()), len(_fold_cluster(cluster.group()))
                     if (length, produced) != (1, 1):
                         events.append((position + cluster.start(), length, produced))
             else:

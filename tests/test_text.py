@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +29,16 @@ def test_case_accents_dashes_and_quotes_fold_alike() -> None:
     assert fold("Łódź, Øresund") == "lodz, oresund"
     assert fold("\u201cquoted\u201d \u2018single\u2019") == "\"quoted\" 'single'"
     assert fold("Straße") == "strasse"
+
+
+@pytest.mark.parametrize(
+    "text", ["カﾞソリン", "カ\u3099ソリン", "ｶ\u3099ｿﾘﾝ", "は\u3099", "가\u11a8", "ᄀ\u1161\u11a8"]
+)
+def test_a_mark_composes_with_the_character_before_it_as_nfkc_says(text: str) -> None:
+    """NFD Japanese (the voicing mark apart), half-width marks, a final jamo after a syllable."""
+    assert fold(text) == unicodedata.normalize("NFKC", text)
+    folded, starts, ends = fold_map(text)
+    assert folded == fold(text) and len(starts) == len(ends) == len(folded)
 
 
 def test_half_width_kana_with_voicing_marks_fold_to_full_width_kana() -> None:
@@ -103,6 +115,10 @@ _TEXT = st.text(
             "ｶ",
             "ﾞ",
             "゛",
+            "カ",
+            "\u3099",
+            "가",
+            "\u11a8",
             "\u0301",
             "İ",
             "_",
