@@ -484,7 +484,7 @@ def backtest(
         window = parse_duration(since)
     except ValueError as exc:
         raise SourceError(f"--since: {exc}") from None
-    ruleset = _load_rules(rules)
+    ruleset = _load_rules_to_use(rules)
     if rule and rule not in {r.id for r in ruleset.rules}:
         raise SourceError(f"--rule: no rule with id {rule!r}")
     now = datetime.now(UTC)
@@ -524,6 +524,15 @@ def _load_rules(named: Path | None) -> RuleSet:
     command line may refer to the entities of the other files of its directory (an analyst
     checking or trying one file of ``rules/``); ``rules_dir`` loads as the daemon loads it."""
     return load_rules(_rules_dir(named), context=named is not None)
+
+
+def _load_rules_to_use(named: Path | None) -> RuleSet:
+    """``_load_rules`` for a command that uses the rules: what ``check`` would note (a file
+    beside it that could not be read) goes to stderr, as it may explain a missing match."""
+    ruleset = _load_rules(named)
+    for note in ruleset.notes:
+        typer.echo(note, err=True)
+    return ruleset
 
 
 @app.command()
@@ -577,7 +586,7 @@ def match(
     ] = None,
 ) -> None:
     """Print one JSON line per (article, rule) match, with its explanation."""
-    ruleset = _load_rules(rules)
+    ruleset = _load_rules_to_use(rules)
     feeds = ruleset.feeds.by_name()
     now = datetime.now(UTC)
     out = sys.stdout

@@ -392,7 +392,9 @@ def test_check_an_edited_copy_beside_its_original(tmp_path: Path) -> None:
     result = runner.invoke(app, ["check", str(copy)])
     assert result.exit_code == 1
     assert result.output.splitlines() == [
-        f"{copy}:7:21: rule 'b': unknown entity '@nkk' (did you mean '@nk'?)"
+        f"{copy}:7:21: rule 'b': unknown entity '@nkk' (did you mean '@nk'?)",
+        f"note: entity 'cn' is also defined at {tmp_path / 'x.yaml'}:2:3: this file's is used"
+        " here, and the directory as a whole will not load with both",
     ]
     copy.write_text(original.replace("'@nope'", "'@nk AND drone'"))
     assert_checks_alone(copy, rules=2, entities=2, feeds=1, channels=1)
@@ -421,6 +423,43 @@ def test_check_one_file_names_the_files_beside_it_that_cannot_be_read(tmp_path: 
         f"{named}:3:20: rule 'a': unknown entity '@old'",
         note,
     ]
+
+
+def test_check_feeds_yaml_checks_every_rule_that_names_a_feed(tmp_path: Path) -> None:
+    """Editing feeds.yaml and checking it: a rule elsewhere whose ``feeds:`` gate no longer
+    names a feed is reported (the daemon would refuse the reload)."""
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds:\n  - {url: 'https://e.org/a', name: Wire A}\n")
+    (tmp_path / "r.yaml").write_text("rules:\n  - id: r\n    query: x\n    feeds: [Wire B]\n")
+    result = runner.invoke(app, ["check", str(feeds)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"{tmp_path / 'r.yaml'}:4:13: rule 'r': no feed or feed tag 'Wire B'"
+        " (did you mean 'Wire A'?)\n"
+    )
+
+
+def test_two_feeds_files_in_one_directory_are_a_problem(tmp_path: Path) -> None:
+    (tmp_path / "feeds.yaml").write_text("feeds:\n  - {url: 'https://e.org/a', name: A}\n")
+    (tmp_path / "feeds.yml").write_text("feeds:\n  - {url: 'https://e.org/c', name: C}\n")
+    result = runner.invoke(app, ["check", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"{tmp_path / 'feeds.yml'}:1:1: a second feeds file beside {tmp_path / 'feeds.yaml'}:"
+        " keep one\n"
+    )
+
+
+def test_match_with_one_file_says_what_beside_it_could_not_be_read(tmp_path: Path) -> None:
+    """A broken feeds.yaml beside the file explains why a ``feeds:`` gate matches nothing."""
+    (tmp_path / "feeds.yaml").write_text("feeds: [unclosed\n")
+    named = tmp_path / "r.yaml"
+    named.write_text("rules:\n  - id: r\n    query: drone\n")
+    story = tmp_path / "story.txt"
+    story.write_text("A drone\n")
+    result = runner.invoke(app, ["match", str(story), "--rules", str(named)])
+    assert result.exit_code == 0
+    assert f"note: 1 other file(s) of {tmp_path} not read in full" in result.stderr
 
 
 def test_match_with_one_file_uses_the_entities_beside_it(tmp_path: Path) -> None:

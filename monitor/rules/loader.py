@@ -185,6 +185,8 @@ class _Loader:
         self.feeds: FeedList | None = None
         self.feed_doc: _Doc | None = None
         self.channels: dict[str, ChannelPolicy] = {}
+        #: the feeds and channels files read, by kind: a directory has at most one of each
+        self.config_files: dict[str, str] = {}
 
     # -- files -----------------------------------------------------------------------------
 
@@ -202,6 +204,12 @@ class _Loader:
             if key not in allowed:
                 hint = did_you_mean(str(key), allowed)
                 self.problems.append(doc.problem((key,), f"unknown key '{key}'{hint}", key=True))
+        if kind and kind in self.config_files:  # feeds.yaml and feeds.yml: which one is meant?
+            first = self.config_files[kind]
+            self.problems.append(doc.problem((), f"a second {kind} file beside {first}: keep one"))
+            return
+        if kind:
+            self.config_files[kind] = doc.name
         if kind == FEEDS_FILE:
             self.read_feeds(doc)
         elif kind == CHANNELS_FILE:
@@ -559,6 +567,8 @@ def load_rules(path: Path, *, context: bool = False) -> RuleSet:
     """
     if not path.exists():
         raise RuleError([f"{path}: no such file or directory"])
+    if context and path.is_file() and _kind(path):  # the feeds or channels of every rule file
+        return load_rules(path.parent)
     named = path if path.is_file() else None
     loader = _Loader()
     sources = _yaml_files(path) if named is None else [path]
@@ -591,20 +601,26 @@ def _add_context(loader: _Loader, files: list[Path]) -> list[str]:
     context = _Loader()
     for path in files:
         context.read_context(path)
+    notes = []
     for key, entity in context.entities.items():
-        loader.entities.setdefault(key, entity)
+        own = loader.entities.setdefault(key, entity)
+        if own is not entity:  # right for an edited copy; the directory will not load both
+            notes.append(
+                f"note: entity '{key}' is also defined at {entity.position}: this file's is"
+                " used here, and the directory as a whole will not load with both"
+            )
     if loader.feeds is None:
         loader.feeds, loader.feed_doc = context.feeds, context.feed_doc
     if not loader.channels:
         loader.channels = context.channels
     failed = sorted({Path(p.position.file).name for p in context.problems})
-    if not failed:
-        return []
-    where = files[0].parent
-    return [
-        f"note: {len(failed)} other file(s) of {where} not read in full, they have"
-        f" problems: {', '.join(failed)} (run: monitor check {where})"
-    ]
+    if failed:
+        where = files[0].parent
+        notes.append(
+            f"note: {len(failed)} other file(s) of {where} not read in full, they have"
+            f" problems: {', '.join(failed)} (run: monitor check {where})"
+        )
+    return notes
 
 
 def _ordered(problems: list[_Problem]) -> list[_Problem]:
