@@ -142,7 +142,7 @@ def cases(secret_file: Path, server: FeedServer) -> list[Case]:
         Case("/html", "an HTML page", Route(body=b"<!DOCTYPE html><html><body><h1>Not a feed</h1></body></html>"), "error", backs_off=True),
         Case("/empty", "an empty body", Route(body=b""), "error", backs_off=True),
         Case("/truncated", "a truncated document", Route(body=rss(PLAIN, item("t", "Cut", "https://h.example/t", NOW))[:-60]), "parsed"),
-        Case("/charref", "a character reference beyond U+10FFFF", Route(body=rss(item("r", "Ref &#1114112; here", "https://h.example/r", NOW))), "error", backs_off=True),
+        Case("/charref", "a character reference beyond U+10FFFF", Route(body=rss(item("r", "Ref &#1114112; here", "https://h.example/r", NOW))), "parsed"),
         Case("/dup-guids", "duplicate guids", Route(body=rss(PLAIN, PLAIN, item("p1", "Other title", "https://h.example/o", NOW))), "parsed"),
         Case("/changing-guids", "guids that change on every request", changing_guids(), "parsed"),
         Case("/dates", "malformed and impossible dates", Route(body=rss(item("d1", "Zero", "https://h.example/d1", "0000-00-00"), item("d2", "Feb 30", "https://h.example/d2", "2024-02-30T10:00:00Z"), item("d3", "Far", "https://h.example/d3", "10000-01-01"))), "parsed"),
@@ -252,6 +252,8 @@ def test_hostile_feeds_beside_a_good_one(
         "SELECT 1 FROM articles a JOIN feeds f ON a.feed_id = f.id "
         "WHERE f.name = 'truncated' AND a.title = ''"
     ).fetchall()
+    charref = "SELECT a.title FROM articles a JOIN feeds f ON a.feed_id = f.id WHERE f.name = ?"
+    assert db.execute(charref, ("charref",)).fetchall() == [("Ref \ufffd here",)]
     db.close()
 
     good_polls = len(server.received("/good"))
