@@ -388,8 +388,10 @@ _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body
 
 def _parse_xml_feed(data: bytes, *, feed_url: str, feed_name: str, now: datetime) -> ParsedFeed:
     data = _escape_bare_ampersands(data)
-    if b"&#" in data:  # a callback per reference: well under 1% of parsing a document
+    if b"&#" in data:
         data = _NUMERIC_REFERENCE.sub(_sound_reference, data)
+    if _CONTROL_BYTE.search(data):  # a lenient parser keeps them; never inside a UTF-8 sequence
+        data = data.translate(_CONTROL_TO_SPACE)
     try:
         parsed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
     except Exception as exc:  # PITFALLS 2: feedparser raises on some inputs instead of bozo
@@ -441,8 +443,18 @@ _CDATA_START = b"<![CDATA["
 _CDATA_END = b"]]>"
 
 
-_NUMERIC_REFERENCE = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,16})|([0-9]{1,16}));")
+#: a numeric reference that may be to no character or to a control (checked by
+#: ``_sound_reference``); the common ones (``&#39;``, ``&#8217;``, ``&#x2019;``) never match
+_NUMERIC_REFERENCE = re.compile(
+    rb"&#(?:[xX]0*([0-9a-fA-F]|1[0-9a-fA-F]|7[fF]|[dD][89a-fA-F][0-9a-fA-F]{2}|[0-9a-fA-F]{5,16})"
+    rb"|0*([0-9]|[12][0-9]|3[01]|127|[0-9]{5,16}));"
+)
 _NO_CHARACTER = b"&#xFFFD;"
+#: Control characters but tab and line breaks: garbage in text, and PostgreSQL refuses a NUL in
+#: text, which failed the whole poll. Each becomes a space.
+_CONTROLS = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_CONTROL_BYTE = re.compile(b"[" + re.escape(_CONTROLS) + b"]")
+_CONTROL_TO_SPACE = bytes.maketrans(_CONTROLS, b" " * len(_CONTROLS))
 
 
 def _sound_reference(found: re.Match[bytes]) -> bytes:
@@ -681,30 +693,36 @@ def _ttl(value: Any) -> timedelta | None:
 # JSON Feed 1.0 / 1.1 (feedparser does not read it)
 
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: an escape of half a surrogate pair or of a control character (as ``_CONTROLS``)
+_ODD_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|00[01]|007[fF])")
+_ODD_CHARACTER = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def load_json(text: str) -> Any:
     """``json.loads``, with each half of a UTF-16 pair escaped alone (``"\\ud800"``) replaced
-    by U+FFFD in every string of the value.
+    by U+FFFD, and each escaped control character (``"\\u0000"``) by a space, in every string.
 
     ``json.loads`` joins an escaped pair into one character but keeps a lone half, and a string
     holding one can never be written as UTF-8: the article could not be stored, sent or
-    printed. The value is walked only when the text escapes a surrogate at all.
+    printed; PostgreSQL refuses a NUL in text. The value is walked only when the text has such
+    an escape at all.
     """
     value = json.loads(text)
-    return _without_lone_surrogates(value) if _SURROGATE_ESCAPE.search(text) else value
+    return _without_odd_characters(value) if _ODD_ESCAPE.search(text) else value
 
 
-def _without_lone_surrogates(value: Any) -> Any:
+def _without_odd_characters(value: Any) -> Any:
     if isinstance(value, str):
-        return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
+        return _ODD_CHARACTER.sub(_replacement, value)
     if isinstance(value, list):
-        return [_without_lone_surrogates(item) for item in value]
+        return [_without_odd_characters(item) for item in value]
     if isinstance(value, dict):
-        return {key: _without_lone_surrogates(item) for key, item in value.items()}
+        return {key: _without_odd_characters(item) for key, item in value.items()}
     return value
+
+
+def _replacement(found: re.Match[str]) -> str:
+    return "\ufffd" if "\ud800" <= found.group() <= "\udfff" else " "
 
 
 def _looks_like_json(data: bytes, content_type: str | None) -> bool:
@@ -854,12 +872,6 @@ def _build_article(
     media: list[Media],
     now: datetime,
 ) -> Article:
-    title, summary, content = map(_without_controls, (title, summary, content))
-    authors, categories = (
-        list(map(_without_controls, authors)),
-        list(map(_without_controls, categories)),
-    )
-    guid = _without_controls(guid) if guid else guid
     lead = summary or content
     return Article(
         id=article_id(feed_url=feed_url, guid=guid, url=url, title=title, text=lead),
@@ -880,16 +892,6 @@ def _build_article(
         media=media,
         fingerprint=story_fingerprint(title, lead),
     )
-
-
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
-
-
-def _without_controls(text: str) -> str:
-    """Text without control characters (a JSON ``\\u0000``, a stray byte a lenient parser
-    kept): they show as nothing or as garbage, and PostgreSQL refuses a NUL in text, which
-    failed the whole poll. Tabs and line breaks stay."""
-    return _collapse(_CONTROL.sub(" ", text)) if _CONTROL.search(text) else text
 
 
 def article_id(

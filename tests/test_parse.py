@@ -571,6 +571,15 @@ def test_a_json_feed_escaping_half_a_surrogate_pair_still_gives_its_items() -> N
     assert article.model_dump_json()
 
 
+def test_raw_control_bytes_in_a_document_become_spaces() -> None:
+    doc = (
+        b'<rss version="2.0"><channel><item><title>A \x00 b\x07c\x7f d</title>'
+        b"<link>https://example.org/a</link></item></channel></rss>"
+    )
+    (article,) = parse_feed(doc, feed_url="u", now=NOW).articles
+    assert article.title == "A b c d"
+
+
 def test_control_characters_never_reach_an_article() -> None:
     doc = (
         b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "1\\u0000",'
