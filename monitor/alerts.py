@@ -38,11 +38,10 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 from urllib.parse import parse_qs, urlsplit
-from zoneinfo import ZoneInfo
 
 import apprise
 from apprise.config.base import ConfigBase
@@ -63,7 +62,7 @@ from ruamel.yaml.comments import CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from monitor.errors import ConfigError, DeliveryError
-from monitor.schema import DigestSchedule, Severity
+from monitor.schema import DigestSchedule, QuietHours, Severity
 from monitor.store import (
     NOTICE_RULE,
     AlertPlan,
@@ -901,22 +900,13 @@ def unrouted_tags(
 
 
 @dataclass(frozen=True)
-class QuietWindow:
-    """A daily window ``start``-``end`` in ``zone``; it may wrap midnight."""
-
-    start: time
-    end: time
-    zone: ZoneInfo
-
-
-@dataclass(frozen=True)
 class RulePolicy:
     """What the dispatcher needs of one rule."""
 
     title: str = ""
     throttle: timedelta | None = None
     digest: DigestSchedule | None = None
-    quiet: QuietWindow | None = None
+    quiet: QuietHours | None = None
     bypass_severity: Severity = Severity.critical
 
 
@@ -926,7 +916,7 @@ class TagPolicy:
 
     rate_count: int | None = None
     rate_period: timedelta | None = None
-    quiet: QuietWindow | None = None
+    quiet: QuietHours | None = None
     bypass_severity: Severity = Severity.critical
 
 
@@ -953,7 +943,7 @@ class Policies:
         return min(limits, key=lambda cp: cp[0] / cp[1].total_seconds())
 
 
-def quiet_until(window: QuietWindow, at: datetime) -> datetime | None:
+def quiet_until(window: QuietHours, at: datetime) -> datetime | None:
     """When the quiet window ``at`` falls in ends (UTC); None when ``at`` is outside it."""
     if window.start == window.end:
         return None
@@ -1018,7 +1008,7 @@ def plan_alert(
     item: PlanInput,
     now: datetime,
     rule: RulePolicy | None,
-    channel_quiet: Mapping[str, Sequence[tuple[QuietWindow, Severity]]],
+    channel_quiet: Mapping[str, Sequence[tuple[QuietHours, Severity]]],
 ) -> AlertPlan:
     """When each channel gets an alert, and in which batch: digest or throttle first (per
     rule), then quiet hours (the rule's and each channel's) push the release to the end of
@@ -1157,7 +1147,7 @@ class Dispatcher:
 
     def plan(self, now: datetime) -> int:
         """Decide the release time and batch of every new alert's deliveries."""
-        quiet: dict[str, list[tuple[QuietWindow, Severity]]] = {}
+        quiet: dict[str, list[tuple[QuietHours, Severity]]] = {}
         for name, channel in self.channels.items():
             quiet[name] = [
                 (p.quiet, p.bypass_severity)

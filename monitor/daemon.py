@@ -48,7 +48,6 @@ from monitor.alerts import (
     ConsoleChannel,
     Dispatcher,
     Policies,
-    QuietWindow,
     Renderer,
     RulePolicy,
     TagPolicy,
@@ -62,7 +61,7 @@ from monitor.config import Settings
 from monitor.errors import RuleError
 from monitor.fetch import Fetcher, FetchLimits
 from monitor.pipeline import ParseWorker, PollContext, PollReport, poll_feed
-from monitor.rules import FeedConfig, QuietHours, Rule, RuleSet, load_rules, parse_quiet_hours
+from monitor.rules import FeedConfig, Rule, RuleSet, load_rules, parse_quiet_hours
 from monitor.store import Store
 from monitor.web import Heartbeat, Metrics, WebServer, check_listen, create_app
 
@@ -189,10 +188,6 @@ def build_channels(settings: Settings) -> list[Channel]:
     return channels or [ConsoleChannel(settings.data_dir / "alerts.jsonl", renderer=renderer)]
 
 
-def _quiet(hours: QuietHours | None) -> QuietWindow | None:
-    return QuietWindow(hours.start, hours.end, hours.zone) if hours else None
-
-
 def policies_of(ruleset: RuleSet) -> Policies:
     """Rule and channel-tag facts as the plain values the dispatcher decides from."""
     rules = {
@@ -200,7 +195,7 @@ def policies_of(ruleset: RuleSet) -> Policies:
             title=rule.title,
             throttle=rule.throttle,
             digest=rule.digest,
-            quiet=_quiet(parse_quiet_hours(rule.quiet_hours)) if rule.quiet_hours else None,
+            quiet=parse_quiet_hours(rule.quiet_hours) if rule.quiet_hours else None,
         )
         for rule in ruleset.rules
     }
@@ -208,7 +203,7 @@ def policies_of(ruleset: RuleSet) -> Policies:
         tag: TagPolicy(
             rate_count=policy.rate_count,
             rate_period=policy.rate_period,
-            quiet=_quiet(policy.quiet),
+            quiet=policy.quiet,
             bypass_severity=policy.bypass_severity,
         )
         for tag, policy in ruleset.channels.items()

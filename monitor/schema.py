@@ -176,6 +176,32 @@ _DIGEST_FORMS: dict[str, tuple[Every, int]] = {
 
 
 @dataclass(frozen=True)
+class QuietHours:
+    """A daily window ``start``-``end`` in ``zone``; it may wrap midnight (22:00-07:00): a rule's
+    or a channel's quiet hours, read by the rules stage and kept by the alerts stage."""
+
+    start: time
+    end: time
+    zone: ZoneInfo
+
+
+_QUIET = re.compile(r"^\s*(\S+?)\s*-\s*(\S+?)(?:\s+(\S+))?\s*$")
+
+
+def parse_quiet_hours(value: str) -> QuietHours:
+    """Read ``"22:00-07:00 Europe/Berlin"`` (the zone defaults to UTC)."""
+    m = _QUIET.match(value)
+    if not m:
+        raise ValueError(f"invalid quiet hours '{value}': write HH:MM-HH:MM Zone/Name")
+    try:
+        start, end = parse_clock(m.group(1)), parse_clock(m.group(2))
+        zone = parse_zone(m.group(3) or "UTC")
+    except ValueError as exc:
+        raise ValueError(f"invalid quiet hours '{value}': {exc}") from None
+    return QuietHours(start, end, zone)
+
+
+@dataclass(frozen=True)
 class DigestSchedule:
     """When a rule's digest goes out: every hour, every day or every week (on ``day``) at
     ``at`` in ``zone``. Rules are parsed into this once, at load time, so that the alerts

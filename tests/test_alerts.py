@@ -41,7 +41,7 @@ from monitor.alerts import (
     Dispatcher,
     Message,
     Policies,
-    QuietWindow,
+    QuietHours,
     Renderer,
     TagPolicy,
     choose_format,
@@ -1043,13 +1043,13 @@ async def test_digest_collects_and_sends_one_summary_at_the_scheduled_time(
 
 
 def test_quiet_windows() -> None:
-    berlin = QuietWindow(time(22, 0), time(7, 0), ZoneInfo("Europe/Berlin"))
+    berlin = QuietHours(time(22, 0), time(7, 0), ZoneInfo("Europe/Berlin"))
     inside = datetime(2026, 11, 24, 22, 30, tzinfo=UTC)  # 23:30 in Berlin
     assert quiet_until(berlin, inside) == datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
     early = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)  # 04:00 in Berlin
     assert quiet_until(berlin, early) == datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
     assert quiet_until(berlin, NOW) is None
-    day = QuietWindow(time(9, 0), time(17, 0), ZoneInfo("UTC"))
+    day = QuietHours(time(9, 0), time(17, 0), ZoneInfo("UTC"))
     assert quiet_until(day, NOW) == NOW.replace(hour=17)
 
 

@@ -21,13 +21,12 @@ from monitor.rules.model import (
     FeedDefaults,
     FeedList,
     Position,
-    QuietHours,
     Rule,
-    parse_quiet_hours,
     parse_rate_limit,
 )
 from monitor.rules.query import Node, QueryError, parse_query, parse_structured
 from monitor.rules.schema_doc import json_schema
+from monitor.schema import QuietHours, parse_quiet_hours
 
 __all__ = [
     "ChannelPolicy",

@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import time, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -34,11 +33,11 @@ from monitor.schema import (
     FIELDS,
     DigestSchedule,
     PositiveDuration,
+    QuietHours,
     Severity,
     format_duration,
-    parse_clock,
     parse_digest,
-    parse_zone,
+    parse_quiet_hours,
 )
 
 
@@ -56,31 +55,6 @@ def parse_severity(value: Any) -> Severity:
 SeverityName = Annotated[
     Severity, BeforeValidator(parse_severity), PlainSerializer(lambda s: s.name, return_type=str)
 ]
-
-
-@dataclass(frozen=True)
-class QuietHours:
-    """A daily window ``start``-``end`` in ``zone``; it may wrap midnight (22:00-07:00)."""
-
-    start: time
-    end: time
-    zone: ZoneInfo
-
-
-_QUIET = re.compile(r"^\s*(\S+?)\s*-\s*(\S+?)(?:\s+(\S+))?\s*$")
-
-
-def parse_quiet_hours(value: str) -> QuietHours:
-    """Read ``"22:00-07:00 Europe/Berlin"`` (the zone defaults to UTC)."""
-    m = _QUIET.match(value)
-    if not m:
-        raise ValueError(f"invalid quiet hours '{value}': write HH:MM-HH:MM Zone/Name")
-    try:
-        start, end = parse_clock(m.group(1)), parse_clock(m.group(2))
-        zone = parse_zone(m.group(3) or "UTC")
-    except ValueError as exc:
-        raise ValueError(f"invalid quiet hours '{value}': {exc}") from None
-    return QuietHours(start, end, zone)
 
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
