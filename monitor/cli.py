@@ -38,7 +38,7 @@ from monitor.daemon import (
 )
 from monitor.errors import ConfigError, MonitorError, ParseError, RuleError, SourceError
 from monitor.fetch import FetchRequest
-from monitor.parse import ParsedFeed, load_json, parse_feed
+from monitor.parse import ParsedFeed, is_json_feed, load_json, parse_feed
 from monitor.rules import RuleSet, json_schema, load_rules
 from monitor.rules.backtest import BacktestReport
 from monitor.rules.edit import (
@@ -669,13 +669,9 @@ def _articles_from_json(
     values: _JsonValues, data: bytes, source: str, now: datetime
 ) -> list[Article]:
     """Articles from JSON values; a file that is one JSON Feed object is read as that feed."""
-    if values.whole is not None and _is_json_feed(values.whole):
+    if values.whole is not None and is_json_feed(values.whole):
         return feed_articles(source, parse_source_feed(data, source, now))
     return [_article_from_json(where, value) for where, value in values.items]
-
-
-def _is_json_feed(value: Any) -> bool:
-    return isinstance(value, dict) and "jsonfeed.org" in str(value.get("version", ""))
 
 
 @dataclass(frozen=True)
@@ -750,7 +746,7 @@ def _json_problem(source: str, error: ValueError, line: int | None) -> str:
 
 
 def _article_from_json(where: str, value: Any) -> Article:
-    if _is_json_feed(value):
+    if is_json_feed(value):
         raise SourceError(
             f"{where}: not Article JSON: a JSON Feed, which is read only as a whole file"
             " (not as an item of an array or a line of JSON Lines)"

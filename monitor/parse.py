@@ -695,7 +695,7 @@ def _ttl(value: Any) -> timedelta | None:
 
 #: an escape of half a surrogate pair or of a control character (as ``_CONTROLS``)
 _ODD_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|00[01]|007[fF])")
-_ODD_CHARACTER = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ODD_CHARACTER = re.compile("[\ud800-\udfff" + re.escape(_CONTROLS.decode("ascii")) + "]")
 
 
 def load_json(text: str) -> Any:
@@ -725,6 +725,12 @@ def _replacement(found: re.Match[str]) -> str:
     return "\ufffd" if "\ud800" <= found.group() <= "\udfff" else " "
 
 
+def is_json_feed(document: Any) -> bool:
+    """Whether a JSON value is a JSON Feed document: an object with its version URL."""
+    version = document.get("version") if isinstance(document, dict) else None
+    return isinstance(version, str) and version.startswith("https://jsonfeed.org/version/")
+
+
 def _looks_like_json(data: bytes, content_type: str | None) -> bool:
     if content_type and "json" in content_type.lower():
         return True
@@ -739,8 +745,7 @@ def _parse_json_feed(data: bytes, *, feed_url: str, feed_name: str, now: datetim
         raise ParseError(f"{feed_name}: not a feed: invalid JSON: {exc}") from None
     except RecursionError:
         raise ParseError(f"{feed_name}: not a feed: JSON nested too deeply to read") from None
-    version = document.get("version", "") if isinstance(document, dict) else ""
-    if not isinstance(version, str) or not version.startswith("https://jsonfeed.org/version/"):
+    if not is_json_feed(document):
         raise ParseError(f"{feed_name}: not a feed: JSON without a JSON Feed version")
     items = document.get("items")
     if not isinstance(items, list):
@@ -769,7 +774,7 @@ def _parse_json_feed(data: bytes, *, feed_url: str, feed_name: str, now: datetim
         title=_text_of(_str(document.get("title")), None),
         link=home,
         language=language,
-        format="json" + version.rsplit("/", 1)[-1].replace(".", ""),
+        format="json" + document["version"].rsplit("/", 1)[-1].replace(".", ""),
         warnings=_cut_warning(
             [item.get(key) for key in fields] for item in items if isinstance(item, dict)
         ),
