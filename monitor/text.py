@@ -17,8 +17,8 @@ Folding is the largest cost of rule matching (PITFALLS item 14), so it is built 
   matched and its hits must be explained, and records only the characters whose fold is not
   exactly one character (usually none: the map is then the identity).
 
-Folding is defined per character (except runs with conjoining Hangul jamo or half-width voicing
-marks, which NFKC composes and which are therefore folded as a whole run), so ``fold_map`` can
+Folding is defined per character (except a character with the marks NFKC composes into it,
+conjoining jamo or a kana voicing mark, which is folded as one cluster), so ``fold_map`` can
 always say which original characters produced each folded one.
 """
 
@@ -306,7 +306,7 @@ class OffsetMap:
 
 def _segment_events(text: str) -> list[tuple[int, int, int]]:
     """Events (original start, original length, folded length) of text with ``_COMPOSING``
-    characters, whose runs fold as a whole (NFKC composes them)."""
+    characters, whose runs fold cluster by cluster (NFKC composes each)."""
     events: list[tuple[int, int, int]] = []
     position = 0
     for index, part in enumerate(_SEGMENTS.split(text)):
@@ -348,9 +348,8 @@ class TokenStream:
     The stream is made from ``marked(folded)`` by halving runs of spaces until none is left
     (``split("  ")`` / ``" ".join``, a few C-level passes), after putting spaces around each
     run of ``SPACELESS`` script, so it is a word apart from Latin letters (``icbm을`` is
-    ``icbm 을``). The
-    padded ``marked`` text is kept: it has the offsets of ``folded`` (plus one), so
-    explanations find hits there.
+    ``icbm 을``). The padded ``marked`` text is kept: it has the offsets of ``folded`` (plus
+    one), so explanations find hits there.
     """
 
     __slots__ = ("marked", "spaceless", "text")
