@@ -240,7 +240,7 @@ class OffsetMap:
 
     Almost every character folds to exactly one character (ASCII, curly quotes, dashes,
     accented letters, CJK), and a run of those maps by a shift. Only the characters that fold
-    to nothing or to several (a combining accent, ``ß``, a ligature, a run of jamo) are
+    to nothing or to several (a combining accent, ``ß``, a ligature, a cluster of jamo) are
     recorded, as *events* in ``array``s: where each starts in the original and in the folded
     text, and how long it is in each. A folded offset is found by bisecting the events. Text
     with no such character (most wire copy) has no events and maps by identity; building the
